@@ -1,0 +1,116 @@
+package ticketrush
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each is part of the public API: it is the "code" field of an
+// error response, and the HTTP package maps each to one status in one table.
+const (
+	EInvalidJSON          = "invalid_json"
+	EValidation           = "validation_failed"
+	EVisitorTokenRequired = "visitor_token_required"
+	EInvalidVisitorToken  = "invalid_visitor_token"
+	EEventNotFound        = "event_not_found"
+	EReservationNotFound  = "reservation_not_found"
+	ENotEnoughTickets     = "not_enough_tickets"
+	ESaleNotStarted       = "sale_not_started"
+	EVisitorLimit         = "visitor_limit_exceeded"
+	EAlreadyPurchased     = "reservation_already_purchased"
+	ECancelled            = "reservation_cancelled"
+	EExpired              = "reservation_expired"
+	EIdempotencyKeyReused = "idempotency_key_reused"
+	EUnauthorized         = "unauthorized"
+	EBodyTooLarge         = "body_too_large"
+	ENotFound             = "not_found"
+	EMethodNotAllowed     = "method_not_allowed"
+	EUnsupportedMedia     = "unsupported_media_type"
+	ERateLimited          = "rate_limited"
+	// EOverloaded means the reserve queue of an event is full: the client
+	// should retry after a short pause. Nothing was changed.
+	EOverloaded = "overloaded"
+	// EUnavailable means the database could not be reached in time. Nothing
+	// was acknowledged; the client may retry.
+	EUnavailable = "unavailable"
+	EInternal    = "internal"
+)
+
+// Error is a domain error: a machine-readable code, a message fit to show a
+// visitor, optional per-field messages for validation, and the underlying
+// cause, which is logged but never shown.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+	Err     error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns a domain error with the given code and message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a database failure: the client sees 503 and the code
+// EUnavailable, the log sees the cause.
+func Unavailable(err error) *Error {
+	return &Error{Code: EUnavailable, Message: "The service is temporarily unavailable, please retry.", Err: err}
+}
+
+// ErrorCode returns the code of a domain error, EInternal for any other
+// non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EInternal
+	}
+}
+
+// ErrorMessage returns the message of a domain error, or a generic text for
+// any other error so internals never reach a client.
+func ErrorMessage(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Message
+	default:
+		return "Internal error."
+	}
+}
+
+// ValidationError collects per-field messages; it is an error only once a
+// field has been added.
+type ValidationError map[string]string
+
+// Add records a message for a field, keeping the first one.
+func (v ValidationError) Add(field, msg string) {
+	if _, ok := v[field]; !ok {
+		v[field] = msg
+	}
+}
+
+// Err returns nil when no field failed, else an EValidation error.
+func (v ValidationError) Err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return &Error{Code: EValidation, Message: "The request is invalid.", Fields: v}
+}

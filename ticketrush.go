@@ -1,0 +1,197 @@
+// Package ticketrush is the domain of a ticket-rush service: events with a
+// fixed number of tickets, reservations that hold tickets for a few minutes,
+// and the Store contract every backend implements.
+//
+// The package imports no storage or HTTP code. Backends live in sqlite,
+// postgres and redis; the HTTP API in httpapi; group commit in batch; the
+// conformance suite every backend passes in storetest.
+//
+// The invariant every backend keeps, after any sequence of operations and
+// under any concurrency:
+//
+//	capacity == ticket_quantity + held + purchased
+//
+// where held is the sum of amounts of reservations in status reserved and
+// purchased the sum of those in status purchased.
+package ticketrush
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Reservation statuses.
+const (
+	StatusReserved  = "reserved"
+	StatusPurchased = "purchased"
+	StatusCancelled = "cancelled"
+	StatusExpired   = "expired"
+)
+
+// Limits on input, shared by validation in every layer.
+const (
+	MaxAmount         = 10000
+	MaxNameLength     = 200
+	MaxTicketQuantity = 100_000_000
+	MaxHoldSeconds    = 86400
+	// MaxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
+	MaxIdempotencyKey = 128
+	// DefaultHold is the original's hold time.
+	DefaultHold = 5 * time.Minute
+)
+
+// Event is a sale: ticket_quantity is what is still on sale, capacity what
+// was ever on sale.
+type Event struct {
+	ID             int64
+	Name           string
+	TicketQuantity int64
+	Capacity       int64
+	HoldSeconds    int64
+	// MaxPerVisitor caps the tickets one visitor may hold plus have bought
+	// for this event; 0 means no cap.
+	MaxPerVisitor int64
+	// SaleStartsAt is when reserves are first accepted; nil means at once.
+	SaleStartsAt *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewEvent is what an organiser gives to create an event.
+type NewEvent struct {
+	Name           string
+	TicketQuantity int64
+	// HoldSeconds must be set (1…MaxHoldSeconds); the HTTP layer fills the
+	// server's default when a request omits it.
+	HoldSeconds   int64
+	MaxPerVisitor int64
+	SaleStartsAt  *time.Time
+}
+
+// Validate checks every field and returns an EValidation error naming each
+// bad one.
+func (e NewEvent) Validate() error {
+	v := ValidationError{}
+	name := strings.TrimSpace(e.Name)
+	switch {
+	case name == "":
+		v.Add("name", "is required")
+	case !utf8.ValidString(e.Name):
+		v.Add("name", "must be valid UTF-8")
+	case utf8.RuneCountInString(e.Name) > MaxNameLength:
+		v.Add("name", "must be at most 200 characters")
+	}
+	if e.TicketQuantity < 1 || e.TicketQuantity > MaxTicketQuantity {
+		v.Add("ticket_quantity", "must be an integer from 1 to 100000000")
+	}
+	if e.HoldSeconds < 1 || e.HoldSeconds > MaxHoldSeconds {
+		v.Add("hold_seconds", "must be an integer from 1 to 86400")
+	}
+	if e.MaxPerVisitor < 0 || e.MaxPerVisitor > MaxTicketQuantity {
+		v.Add("max_per_visitor", "must be an integer from 0 (no limit) to 100000000")
+	}
+	return v.Err()
+}
+
+// Reservation is a hold of Amount tickets by one visitor; it becomes
+// purchased, cancelled or expired.
+type Reservation struct {
+	ID        int64
+	EventID   int64
+	UserUID   string
+	Status    string
+	Amount    int64
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// IdempotencyKey is the client's Idempotency-Key, "" when none was sent.
+	IdempotencyKey string
+}
+
+// ReserveRequest asks for Amount tickets of EventID for a visitor.
+type ReserveRequest struct {
+	EventID int64
+	Amount  int64
+	// VisitorToken is a UUID in canonical lower-case form (see
+	// ParseVisitorToken); the HTTP layer creates one when the client sent
+	// none.
+	VisitorToken string
+	// IdempotencyKey is optional: a repeated request with the same key and
+	// visitor returns the first reservation and takes no more tickets.
+	IdempotencyKey string
+}
+
+// Validate checks the fields a client controls.
+func (r ReserveRequest) Validate() error {
+	v := ValidationError{}
+	if r.EventID < 1 {
+		v.Add("event_id", "must be a positive integer")
+	}
+	if r.Amount < 1 || r.Amount > MaxAmount {
+		v.Add("amount", "must be an integer from 1 to 10000")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if _, err := ParseVisitorToken(r.VisitorToken); err != nil {
+		return err
+	}
+	return ValidateIdempotencyKey(r.IdempotencyKey)
+}
+
+// SameBody reports whether two requests under one idempotency key ask for
+// the same thing.
+func (r ReserveRequest) SameBody(res *Reservation) bool {
+	return r.EventID == res.EventID && r.Amount == res.Amount
+}
+
+// ReserveResult is the outcome of one request in a batch: exactly one of
+// Reservation and Err is set.
+type ReserveResult struct {
+	Reservation *Reservation
+	Err         error
+}
+
+// Stats counts an event's tickets by state.
+type Stats struct {
+	EventID   int64
+	Capacity  int64
+	Available int64
+	Held      int64
+	Purchased int64
+	Expired   int64
+	Cancelled int64
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// ParseVisitorToken checks that s is a UUID and returns it in lower case,
+// so one visitor is one key in every backend.
+func ParseVisitorToken(s string) (string, error) {
+	if s == "" {
+		return "", Errorf(EVisitorTokenRequired, "The Visitor-Token header is required.")
+	}
+	t := strings.ToLower(s)
+	if len(t) != 36 || !uuidRE.MatchString(t) {
+		return "", Errorf(EInvalidVisitorToken, "The Visitor-Token header must be a UUID.")
+	}
+	return t, nil
+}
+
+// ValidateIdempotencyKey accepts "" (no key) or 1…128 printable ASCII
+// characters.
+func ValidateIdempotencyKey(k string) error {
+	if len(k) > MaxIdempotencyKey {
+		return &Error{Code: EValidation, Message: "The request is invalid.",
+			Fields: map[string]string{"Idempotency-Key": "must be at most 128 characters"}}
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return &Error{Code: EValidation, Message: "The request is invalid.",
+				Fields: map[string]string{"Idempotency-Key": "must be printable ASCII without spaces"}}
+		}
+	}
+	return nil
+}
