@@ -1,0 +1,294 @@
+// Package postgres is the PostgreSQL backend of ticketrush, on pgx.
+//
+// Two reserve strategies share one schema. Reserve is the original's: one
+// transaction per request that locks the event row. ReserveBatch is group
+// commit: one transaction decides a whole queue of requests for an event
+// while holding that row once, in two round trips to the server.
+//
+// Locks are always taken in one order so no two transactions can wait on
+// each other in a cycle: a reserve locks the event row, then touches
+// expired reservation rows only with SKIP LOCKED; cancel, purchase and the
+// sweeper lock reservation rows first and event rows after, the sweeper in
+// event id order. Deadlock and serialization failures are retried anyway,
+// as a safety net.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/puddle/v2"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/ticketrush/ticketrush"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Defaults for Options.
+const (
+	// DefaultMaxConns keeps the pool small: under a rush the batcher queues
+	// in Go, and more connections would only contend on the hot event row.
+	DefaultMaxConns = 8
+	// DefaultConnectTimeout bounds a connection attempt when the URL sets
+	// no connect_timeout, so an unreachable server fails fast.
+	DefaultConnectTimeout = 5 * time.Second
+)
+
+// maxAttempts is how often a transaction is tried when PostgreSQL aborts it
+// for a deadlock, a serialization failure or a concurrent duplicate
+// Idempotency-Key.
+const maxAttempts = 4
+
+// Options configure a Store.
+type Options struct {
+	// Now is the clock for every timestamp the store writes or compares;
+	// nil means time.Now.
+	Now ticketrush.Clock
+	// MaxConns is the pool size; 0 means DefaultMaxConns.
+	MaxConns int32
+}
+
+// Store is a ticketrush.Store on PostgreSQL.
+type Store struct {
+	pool  *pgxpool.Pool
+	clock ticketrush.Clock
+}
+
+var _ ticketrush.Store = (*Store)(nil)
+
+// Open connects to the database at url (postgres://… or a key=value DSN)
+// and checks that it answers. It does not migrate: call Migrate.
+// An unreachable server gives an EUnavailable error.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "ticketrush"
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, clock: opts.Now}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate brings the schema up to date with the embedded migrations. Several
+// processes may call it at once: a session advisory lock serializes them.
+func (s *Store) Migrate(ctx context.Context) error {
+	// The lock is per schema (the first of search_path), so migrations of
+	// different schemas in one database never wait for each other.
+	var schema string
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
+		return s.fail("migrate", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("ticketrush migrations\x00" + schema))
+	// The lock is retried every second, for up to five minutes.
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return s.migrate(ctx, goose.WithSessionLocker(locker))
+}
+
+func (s *Store) migrate(ctx context.Context, opts ...goose.ProviderOption) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		append(opts, goose.WithDisableGlobalRegistry(true))...)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return s.fail("migrate", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// now is the store's clock in UTC at the microsecond precision PostgreSQL
+// keeps, so what a method returns equals what a later read returns.
+func (s *Store) now() time.Time {
+	return s.clock().UTC().Truncate(time.Microsecond)
+}
+
+// fail turns err into what a Store method returns: domain errors pass
+// through, an unreachable database becomes EUnavailable, anything else is
+// an internal error naming the operation.
+func (s *Store) fail(op string, err error) error {
+	var de *ticketrush.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return err
+	case unavailable(err):
+		return ticketrush.Unavailable(fmt.Errorf("postgres: %s: %w", op, err))
+	default:
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+}
+
+// unavailable reports whether err means the database could not be reached
+// or did not answer in time, rather than a mistake in a query.
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),  // insufficient resources
+			strings.HasPrefix(pe.Code, "57P"), // shutting down, cannot connect now
+			pe.Code == "57014":                // statement_timeout or cancel
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) ||
+		errors.As(err, &ce) ||
+		errors.As(err, &ne) ||
+		pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, puddle.ErrClosedPool)
+}
+
+// retryable reports whether PostgreSQL aborted a transaction that may well
+// succeed when run again from the start.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40P01", "40001": // deadlock detected, serialization failure
+		return true
+	case "23505": // another transaction committed the same Idempotency-Key first
+		return pe.ConstraintName == "reservations_user_uid_idempotency_key_idx"
+	}
+	return false
+}
+
+// retry runs fn until it succeeds, fails for a reason retrying cannot fix,
+// or has been tried maxAttempts times.
+func retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == maxAttempts || !retryable(err) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// rollback ends a transaction left open on conn by a failed pipeline. When
+// it cannot, the pool sees the open transaction on release and closes the
+// connection, which rolls back on the server.
+func rollback(conn *pgxpool.Conn) {
+	pc := conn.Conn().PgConn()
+	if pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = conn.Exec(ctx, "ROLLBACK")
+}
+
+// Column lists, in the order scanEvent and scanReservation read them.
+const (
+	eventColumns = `id, name, ticket_quantity, capacity, hold_seconds, max_per_visitor,
+	sale_starts_at, created_at, updated_at`
+	reservationColumns = `id, event_id, user_uid, status, amount, expires_at,
+	created_at, updated_at, coalesce(idempotency_key, '')`
+	// returningColumns is RETURNING's list: a query reading it from a CTE
+	// selects reservationColumns.
+	returningColumns = `id, event_id, user_uid, status, amount, expires_at,
+	created_at, updated_at, idempotency_key`
+)
+
+func scanEvent(row pgx.Row) (*ticketrush.Event, error) {
+	var e ticketrush.Event
+	if err := row.Scan(&e.ID, &e.Name, &e.TicketQuantity, &e.Capacity, &e.HoldSeconds,
+		&e.MaxPerVisitor, &e.SaleStartsAt, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if e.SaleStartsAt != nil {
+		t := e.SaleStartsAt.UTC()
+		e.SaleStartsAt = &t
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	e.UpdatedAt = e.UpdatedAt.UTC()
+	return &e, nil
+}
+
+func scanReservation(row pgx.Row) (*ticketrush.Reservation, error) {
+	var r ticketrush.Reservation
+	if err := row.Scan(&r.ID, &r.EventID, &r.UserUID, &r.Status, &r.Amount, &r.ExpiresAt,
+		&r.CreatedAt, &r.UpdatedAt, &r.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	r.ExpiresAt = r.ExpiresAt.UTC()
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.UpdatedAt = r.UpdatedAt.UTC()
+	return &r, nil
+}
