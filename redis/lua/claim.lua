@@ -1,0 +1,13 @@
+-- claim binds a visitor's Idempotency-Key to one event, on Redis Cluster
+-- only, where the key's record lives in the event's slot and so cannot see
+-- other events (see reserve.go). KEYS[1] is the visitor's claims hash;
+-- ARGV: idempotency key, event id.
+-- Returns 1 when this call made the claim, 0 when the key was already
+-- claimed for this event, -1 when it was claimed for another event.
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  return 1
+end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return 0
+end
+return -1

@@ -1,0 +1,400 @@
+package redis
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/ticketrush/ticketrush"
+)
+
+// SchemaVersion is the data layout this package reads and writes. Migrate
+// records it; there is nothing else to migrate, because Redis has no schema.
+const SchemaVersion = 1
+
+// DefaultPrefix starts every key when Options.Prefix is empty.
+const DefaultPrefix = "tr"
+
+// Reservation ids carry their event: id = eventID<<seqBits | number, where
+// number counts the event's reservations from 1. An id alone thus names the
+// event's hash slot, and ids stay below 2^53 so JavaScript clients read them
+// exactly: 2^25 events of 2^28 reservations each.
+const (
+	seqBits  = 28
+	seqMask  = 1<<seqBits - 1
+	maxEvent = 1<<(53-seqBits) - 1
+)
+
+// Options configures a Store.
+type Options struct {
+	// Now is the store's clock. When nil, every script reads the time from
+	// Redis itself (TIME), so all processes sharing one Redis share one
+	// clock and hold expiry cannot be skewed between them. Tests set it to
+	// move time without sleeping.
+	Now ticketrush.Clock
+	// Prefix starts every key, so that several stores (or tests) can share
+	// one Redis without seeing each other. Default "tr". It must not contain
+	// '{' or '}', which would break the hash tags.
+	Prefix string
+	// Cluster makes Open treat its URL as a Redis Cluster seed, with more
+	// nodes in addr= query parameters (as goredis.ParseClusterURL reads it).
+	Cluster bool
+}
+
+// Store is a ticketrush.Store on Redis or Redis Cluster. It is safe for
+// concurrent use, and any number of processes may share one Redis.
+type Store struct {
+	rdb     goredis.UniversalClient
+	now     ticketrush.Clock
+	prefix  string
+	cluster bool
+}
+
+var _ ticketrush.Store = (*Store)(nil)
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// Every change is one of these scripts; see lua/lib.lua for the keys they
+// share and doc.go for why one script is one atomic change.
+var (
+	createEventScript    = script("create_event")
+	reserveScript        = script("reserve")
+	reserveBatchScript   = script("reserve_batch")
+	purchaseScript       = script("purchase")
+	cancelScript         = script("cancel")
+	releaseExpiredScript = script("release_expired")
+	claimScript          = script("claim")
+	unclaimScript        = script("unclaim")
+)
+
+// script loads lua/name.lua, after lua/lib.lua for the scripts that need it.
+func script(name string) *goredis.Script {
+	body, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		panic(err)
+	}
+	if name == "claim" || name == "unclaim" {
+		return goredis.NewScript(string(body))
+	}
+	lib, err := luaFiles.ReadFile("lua/lib.lua")
+	if err != nil {
+		panic(err)
+	}
+	return goredis.NewScript(string(lib) + "\n" + string(body))
+}
+
+// Open connects to the Redis at url: redis://[user:password@]host:port/N, or
+// rediss:// for TLS, as goredis.ParseURL reads it (with opts.Cluster, as
+// goredis.ParseClusterURL reads it). It checks that the server answers. It
+// does not migrate; call Migrate before using a new database.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Cluster {
+		o, err := goredis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		return openCluster(ctx, o, opts)
+	}
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	// A reserve is not idempotent: a command whose reply was lost may have
+	// run, so it is never sent twice behind the caller's back. The caller
+	// gets EUnavailable and may retry with its Idempotency-Key.
+	if o.MaxRetries == 0 {
+		o.MaxRetries = -1
+	}
+	o.ContextTimeoutEnabled = true
+	s, err := newStore(goredis.NewClient(o), opts, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// A cluster node refuses this store's batches (their keys span slots),
+	// so say so now rather than at the first reserve.
+	if info, err := s.rdb.Info(ctx, "cluster").Result(); err == nil && strings.Contains(info, "cluster_enabled:1") {
+		s.Close()
+		return nil, errors.New("redis: the server is a Redis Cluster node; open it in cluster mode")
+	}
+	return s, nil
+}
+
+// OpenCluster connects to the Redis Cluster that the nodes at addrs belong
+// to (any one suffices; the client discovers the rest).
+func OpenCluster(ctx context.Context, addrs []string, opts Options) (*Store, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("redis: no cluster address")
+	}
+	return openCluster(ctx, &goredis.ClusterOptions{Addrs: addrs}, opts)
+}
+
+func openCluster(ctx context.Context, o *goredis.ClusterOptions, opts Options) (*Store, error) {
+	o.ContextTimeoutEnabled = true
+	s, err := newStore(goredis.NewClusterClient(o), opts, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(rdb goredis.UniversalClient, opts Options, cluster bool) (*Store, error) {
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		rdb.Close()
+		return nil, fmt.Errorf("redis: key prefix %q contains a brace", prefix)
+	}
+	return &Store{rdb: rdb, now: opts.Now, prefix: prefix, cluster: cluster}, nil
+}
+
+// Migrate records the data layout's version under PREFIX:schema. Redis needs
+// no schema; the record lets a later version of this package recognise data
+// it must convert, and refuses data written by a newer one.
+func (s *Store) Migrate(ctx context.Context) error {
+	key := s.prefix + ":schema"
+	v, err := s.rdb.Get(ctx, key).Int()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return s.fail(s.rdb.SetNX(ctx, key, SchemaVersion, 0).Err())
+	case err != nil:
+		return s.fail(err)
+	case v > SchemaVersion:
+		return fmt.Errorf("redis: data has layout version %d, newer than this program's %d", v, SchemaVersion)
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers (every primary, on a cluster).
+func (s *Store) Ping(ctx context.Context) error {
+	if c, ok := s.rdb.(*goredis.ClusterClient); ok {
+		return s.fail(c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+			return n.Ping(ctx).Err()
+		}))
+	}
+	return s.fail(s.rdb.Ping(ctx).Err())
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	return s.rdb.Close()
+}
+
+// AOFEnabled reports whether Redis keeps an append-only file (on every
+// primary, on a cluster), so the caller can warn that without it a crash
+// loses every change since the last snapshot. It reads INFO persistence, and
+// CONFIG GET appendonly where INFO is disabled; it fails only when Redis
+// allows neither.
+func (s *Store) AOFEnabled(ctx context.Context) (bool, error) {
+	one := func(ctx context.Context, c goredis.Cmdable) (bool, error) {
+		info, err := c.Info(ctx, "persistence").Result()
+		if err == nil {
+			for _, line := range strings.Split(info, "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "aof_enabled:"); ok {
+					return v == "1", nil
+				}
+			}
+		}
+		cfg, cerr := c.ConfigGet(ctx, "appendonly").Result()
+		if cerr != nil {
+			return false, fmt.Errorf("redis: cannot tell whether AOF is on: %w", errors.Join(err, cerr))
+		}
+		return cfg["appendonly"] == "yes", nil
+	}
+	c, ok := s.rdb.(*goredis.ClusterClient)
+	if !ok {
+		return one(ctx, s.rdb)
+	}
+	var off atomic.Bool // the nodes answer concurrently
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+		on, err := one(ctx, n)
+		if !on {
+			off.Store(true)
+		}
+		return err
+	})
+	return err == nil && !off.Load(), err
+}
+
+// Keys. Everything of one event shares the hash tag {e:ID}, so it lives in
+// one Cluster slot and one script may change it atomically; events spread
+// over the shards. The event index and the id counter live outside any
+// event's slot.
+
+func (s *Store) eventBase(id int64) string {
+	return s.prefix + ":{e:" + strconv.FormatInt(id, 10) + "}"
+}
+
+// eventKeys are KEYS[1..5] of every event script, in lua/lib.lua's order.
+func (s *Store) eventKeys(id int64, extra int) []string {
+	b := s.eventBase(id)
+	keys := make([]string, 5, 5+extra)
+	keys[0], keys[1], keys[2], keys[3], keys[4] = b, b+":res", b+":holds", b+":vholds", b+":vbought"
+	return keys
+}
+
+func (s *Store) indexKey() string   { return s.prefix + ":events" }
+func (s *Store) counterKey() string { return s.prefix + ":events:seq" }
+
+// idemKey and idemField locate a visitor's Idempotency-Key record. On a
+// single Redis the record lives with the visitor ({v:token}), across events,
+// and the reserve script reads it atomically. On a cluster a script can only
+// reach its event's slot, so the record lives with the event and a claim
+// under the visitor binds the key to one event (see reserve.go).
+func (s *Store) idemKey(eventID int64, visitor string) string {
+	if s.cluster {
+		return s.eventBase(eventID) + ":idem"
+	}
+	return s.prefix + ":{v:" + visitor + "}:idem"
+}
+
+func (s *Store) idemField(visitor, key string) string {
+	if s.cluster {
+		return visitor + " " + key
+	}
+	return key
+}
+
+func (s *Store) claimKey(visitor string) string {
+	return s.prefix + ":{v:" + visitor + "}:claims"
+}
+
+// clockArg is the scripts' ARGV[1]: the injected clock's time in
+// microseconds, or "" to make them read Redis' own TIME.
+func (s *Store) clockArg() string {
+	if s.now == nil {
+		return ""
+	}
+	return strconv.FormatInt(s.now().UnixMicro(), 10)
+}
+
+// Reservation ids.
+
+func reservationID(eventID, number int64) int64 { return eventID<<seqBits | number }
+
+// splitID returns the event and number an id encodes; ok is false for an id
+// no reservation can have.
+func splitID(id int64) (eventID, number int64, ok bool) {
+	eventID, number = id>>seqBits, id&seqMask
+	return eventID, number, id > 0 && eventID >= 1 && eventID <= maxEvent && number >= 1
+}
+
+// Errors.
+
+// fail turns a client error into the store's: a domain error passes
+// through; a Redis that cannot be reached, or cannot serve writes right now,
+// is EUnavailable; any other reply from Redis (a script bug, a wrong type)
+// is an internal error.
+func (s *Store) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *ticketrush.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	var re goredis.Error
+	if errors.As(err, &re) && !transient(err) {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return ticketrush.Unavailable(err)
+}
+
+// transient lists the replies of a Redis that works but cannot serve this
+// command at the moment: loading, failing over, out of memory, or busy with
+// a long script.
+func transient(err error) bool {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "BUSY",
+		"TRYAGAIN", "NOREPLICAS", "OOM", "MISCONF", "MOVED", "ASK"} {
+		if goredis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// outcome maps a script's "!code" answer to a domain error.
+func outcome(answer string) error {
+	code, arg, _ := strings.Cut(strings.TrimPrefix(answer, "!"), " ")
+	switch code {
+	case ticketrush.EEventNotFound:
+		return ticketrush.Errorf(code, "Event not found.")
+	case ticketrush.EReservationNotFound:
+		return ticketrush.Errorf(code, "Reservation not found.")
+	case ticketrush.ESaleNotStarted:
+		return ticketrush.Errorf(code, "The sale for this event has not started yet.")
+	case ticketrush.EVisitorLimit:
+		return ticketrush.Errorf(code, "This would exceed the limit of %s tickets per visitor.", arg)
+	case ticketrush.ENotEnoughTickets:
+		return ticketrush.Errorf(code, "Not enough tickets available.")
+	case ticketrush.EIdempotencyKeyReused:
+		return ticketrush.ErrIdempotencyKeyReused()
+	case ticketrush.EAlreadyPurchased:
+		return ticketrush.Errorf(code, "This reservation already purchased.")
+	case ticketrush.ECancelled:
+		return ticketrush.Errorf(code, "This reservation was cancelled.")
+	case ticketrush.EExpired:
+		return ticketrush.Errorf(code, "Reservation has expired.")
+	case "ids_exhausted":
+		return errors.New("redis: the event has used all its reservation ids")
+	}
+	return fmt.Errorf("redis: unexpected script answer %q", answer)
+}
+
+// Decoding.
+
+func micros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// parseRecord decodes a reservation record (see lua/lib.lua) of the given
+// event and number.
+func parseRecord(eventID, number int64, rec string) (*ticketrush.Reservation, error) {
+	f := strings.SplitN(rec, " ", 7)
+	if len(f) != 7 {
+		return nil, fmt.Errorf("redis: bad reservation record %q", rec)
+	}
+	var n [4]int64
+	for i, s := range []string{f[1], f[3], f[4], f[5]} {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redis: bad reservation record %q", rec)
+		}
+		n[i] = v
+	}
+	return &ticketrush.Reservation{
+		ID:             reservationID(eventID, number),
+		EventID:        eventID,
+		UserUID:        f[2],
+		Status:         f[0],
+		Amount:         n[0],
+		ExpiresAt:      micros(n[1]),
+		CreatedAt:      micros(n[2]),
+		UpdatedAt:      micros(n[3]),
+		IdempotencyKey: f[6],
+	}, nil
+}
+
+// parseNumbered decodes a script's "number record" answer.
+func parseNumbered(eventID int64, answer string) (*ticketrush.Reservation, error) {
+	num, rec, _ := strings.Cut(answer, " ")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("redis: bad script answer %q", answer)
+	}
+	return parseRecord(eventID, n, rec)
+}
