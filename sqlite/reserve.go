@@ -1,0 +1,389 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ticketrush/ticketrush"
+)
+
+// Reserve is the original's strategy: one write transaction per request.
+// BEGIN IMMEDIATE takes the database's write lock before the event is read,
+// as the original's SELECT … FOR UPDATE locked the event row, so the stock
+// read is the stock written back.
+func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ticketrush.Reservation, error) {
+	r, err := normalize(r)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.statements(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	now := s.clock()
+	nowText := formatTime(now)
+	e, err := scanEvent(tx.StmtContext(ctx, st.event).QueryRowContext(ctx, r.EventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errEventNotFound()
+	}
+	if err != nil {
+		return nil, dbError(ctx, err)
+	}
+
+	if r.IdempotencyKey != "" {
+		prev, err := scanReservation(tx.StmtContext(ctx, st.idempotent).QueryRowContext(ctx, r.VisitorToken, r.IdempotencyKey))
+		switch {
+		case err == nil && r.SameBody(prev):
+			return prev, nil
+		case err == nil:
+			return nil, ticketrush.ErrIdempotencyKeyReused()
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, dbError(ctx, err)
+		}
+	}
+
+	stock := e.TicketQuantity
+	released := false
+	if stock < r.Amount {
+		n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+		stock += n
+		released = n > 0
+	}
+
+	var held int64
+	if e.MaxPerVisitor > 0 {
+		err := tx.StmtContext(ctx, st.visitorHeld).QueryRowContext(ctx, e.ID, r.VisitorToken, nowText).Scan(&held)
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+
+	if decision := ticketrush.Decide(e, now, r, stock, held); decision != nil {
+		// Holds released on the way stay released: they had expired
+		// whatever this request's fate.
+		if released {
+			if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
+				return nil, dbError(ctx, err)
+			}
+			if err := tx.Commit(); err != nil {
+				return nil, dbError(ctx, err)
+			}
+		}
+		return nil, decision
+	}
+
+	if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock-r.Amount, nowText, e.ID); err != nil {
+		return nil, dbError(ctx, err)
+	}
+	res := &ticketrush.Reservation{
+		EventID:        e.ID,
+		UserUID:        r.VisitorToken,
+		Status:         ticketrush.StatusReserved,
+		Amount:         r.Amount,
+		ExpiresAt:      ticketrush.HoldUntil(now, e),
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		IdempotencyKey: r.IdempotencyKey,
+	}
+	result, err := tx.StmtContext(ctx, st.insertReservation).ExecContext(ctx, res.UserUID, res.EventID,
+		res.Amount, formatTime(res.ExpiresAt), nowText, nowText, nullable(res.IdempotencyKey), limited(e))
+	if err != nil {
+		return nil, dbError(ctx, err)
+	}
+	if res.ID, err = result.LastInsertId(); err != nil {
+		return nil, dbError(ctx, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, dbError(ctx, err)
+	}
+	return res, nil
+}
+
+// visitorKey identifies an Idempotency-Key: keys are per visitor.
+type visitorKey struct{ visitor, key string }
+
+// ReserveBatch is group commit: the requests of one batch share one write
+// transaction and so one fsync. The transaction does a fixed number of
+// statements whatever the batch size: read the event, look up the batch's
+// idempotency keys, release expired holds (only if the batch asks for more
+// than the stock), load the batch's visitors' totals (only with a per-visitor
+// limit), then one stock update and one insert of every accepted request.
+// The decisions in between are made in Go, in request order, with the same
+// Decide that Reserve uses.
+func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	results := make([]ticketrush.ReserveResult, len(reqs))
+	todo := make([]ticketrush.ReserveRequest, len(reqs))
+	for i, r := range reqs {
+		if r.EventID != eventID {
+			results[i].Err = fmt.Errorf("sqlite: request for event %d in a batch for event %d", r.EventID, eventID)
+			continue
+		}
+		todo[i], results[i].Err = normalize(r)
+	}
+
+	st, err := s.statements(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	now := s.clock()
+	nowText := formatTime(now)
+	e, err := scanEvent(tx.StmtContext(ctx, st.event).QueryRowContext(ctx, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		for i := range results {
+			if results[i].Err == nil {
+				results[i].Err = errEventNotFound()
+			}
+		}
+		return results, nil
+	}
+	if err != nil {
+		return nil, dbError(ctx, err)
+	}
+	onSale := e.SaleStartsAt == nil || !now.Before(*e.SaleStartsAt)
+
+	// Reservations made before this batch under one of its keys.
+	prior := map[visitorKey]*ticketrush.Reservation{}
+	var keys [][2]string
+	for i, r := range todo {
+		if results[i].Err == nil && r.IdempotencyKey != "" {
+			keys = append(keys, [2]string{r.VisitorToken, r.IdempotencyKey})
+		}
+	}
+	if len(keys) > 0 {
+		if err := loadIdempotent(ctx, tx.StmtContext(ctx, st.idempotentMany), keys, prior); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+
+	stock := e.TicketQuantity
+	stockChanged := false
+	if onSale {
+		var demand int64
+		for i, r := range todo {
+			if results[i].Err == nil && prior[visitorKey{r.VisitorToken, r.IdempotencyKey}] == nil {
+				demand += r.Amount
+			}
+		}
+		if demand > stock {
+			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+			if err != nil {
+				return nil, dbError(ctx, err)
+			}
+			stock += n
+			stockChanged = n > 0
+		}
+	}
+
+	held := map[string]int64{}
+	if onSale && e.MaxPerVisitor > 0 {
+		if err := loadHeld(ctx, tx.StmtContext(ctx, st.visitorHeldMany), e.ID, nowText, todo, results, held); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+
+	// Decide in order, as consecutive Reserves would. A key seen earlier in
+	// the batch answers like a key seen in the database, but only if that
+	// earlier request succeeded: a refused one stored nothing.
+	expiresAt := ticketrush.HoldUntil(now, e)
+	made := map[visitorKey]*ticketrush.Reservation{}
+	var rows [][4]any
+	var nextID int64
+	for i, r := range todo {
+		if results[i].Err != nil {
+			continue
+		}
+		k := visitorKey{r.VisitorToken, r.IdempotencyKey}
+		if r.IdempotencyKey != "" {
+			prev := prior[k]
+			if prev == nil {
+				prev = made[k]
+			}
+			if prev != nil {
+				if r.SameBody(prev) {
+					c := *prev
+					results[i].Reservation = &c
+				} else {
+					results[i].Err = ticketrush.ErrIdempotencyKeyReused()
+				}
+				continue
+			}
+		}
+		if err := ticketrush.Decide(e, now, r, stock, held[r.VisitorToken]); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if nextID == 0 {
+			// The write lock is held, so the ids after the largest one
+			// are this batch's to take.
+			var maxID int64
+			if err := tx.StmtContext(ctx, st.maxReservation).QueryRowContext(ctx).Scan(&maxID); err != nil {
+				return nil, dbError(ctx, err)
+			}
+			nextID = maxID + 1
+		}
+		res := &ticketrush.Reservation{
+			ID:             nextID,
+			EventID:        e.ID,
+			UserUID:        r.VisitorToken,
+			Status:         ticketrush.StatusReserved,
+			Amount:         r.Amount,
+			ExpiresAt:      expiresAt,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+			IdempotencyKey: r.IdempotencyKey,
+		}
+		nextID++
+		stock -= r.Amount
+		held[r.VisitorToken] += r.Amount
+		if r.IdempotencyKey != "" {
+			made[k] = res
+		}
+		results[i].Reservation = res
+		rows = append(rows, [4]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey)})
+	}
+
+	if len(rows) == 0 && !stockChanged {
+		// Nothing to write: the rollback costs no fsync.
+		return results, nil
+	}
+	if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
+		return nil, dbError(ctx, err)
+	}
+	if len(rows) > 0 {
+		data, err := json.Marshal(rows)
+		if err != nil {
+			return nil, err
+		}
+		_, err = tx.StmtContext(ctx, st.insertReservations).ExecContext(ctx,
+			string(data), e.ID, formatTime(expiresAt), nowText, limited(e))
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, dbError(ctx, err)
+	}
+	return results, nil
+}
+
+// normalize validates a request and puts its visitor token in the stored
+// (lower-case) form.
+func normalize(r ticketrush.ReserveRequest) (ticketrush.ReserveRequest, error) {
+	if err := r.Validate(); err != nil {
+		return r, err
+	}
+	r.VisitorToken = strings.ToLower(r.VisitorToken)
+	return r, nil
+}
+
+// nullable stores "" as NULL, so the unique index on idempotency keys only
+// sees real keys.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// limited is the stored visitor_limited of the event's reservations.
+func limited(e *ticketrush.Event) int {
+	if e.MaxPerVisitor > 0 {
+		return 1
+	}
+	return 0
+}
+
+// releaseEvent releases one event's expired holds inside the caller's write
+// transaction and returns how many tickets they held. The caller adds them
+// to the stock it writes back.
+func releaseEvent(ctx context.Context, stmt *sql.Stmt, eventID int64, now string) (int64, error) {
+	rows, err := stmt.QueryContext(ctx, eventID, now)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var total int64
+	for rows.Next() {
+		var amount int64
+		if err := rows.Scan(&amount); err != nil {
+			return 0, err
+		}
+		total += amount
+	}
+	return total, rows.Err()
+}
+
+// loadIdempotent adds to prior the reservations stored under keys.
+func loadIdempotent(ctx context.Context, stmt *sql.Stmt, keys [][2]string, prior map[visitorKey]*ticketrush.Reservation) error {
+	data, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	rows, err := stmt.QueryContext(ctx, string(data))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanReservation(rows)
+		if err != nil {
+			return err
+		}
+		prior[visitorKey{r.UserUID, r.IdempotencyKey}] = r
+	}
+	return rows.Err()
+}
+
+// loadHeld fills held with the tickets each visitor of the batch holds
+// (unexpired) or bought for the event.
+func loadHeld(ctx context.Context, stmt *sql.Stmt, eventID int64, now string,
+	todo []ticketrush.ReserveRequest, results []ticketrush.ReserveResult, held map[string]int64) error {
+	var visitors []string
+	seen := map[string]bool{}
+	for i, r := range todo {
+		if results[i].Err == nil && !seen[r.VisitorToken] {
+			seen[r.VisitorToken] = true
+			visitors = append(visitors, r.VisitorToken)
+		}
+	}
+	data, err := json.Marshal(visitors)
+	if err != nil {
+		return err
+	}
+	rows, err := stmt.QueryContext(ctx, eventID, string(data), now)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var visitor string
+		var n int64
+		if err := rows.Scan(&visitor, &n); err != nil {
+			return err
+		}
+		held[visitor] = n
+	}
+	return rows.Err()
+}
