@@ -121,6 +121,11 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	}
 
 	refused := ticketrush.Decide(e, now, r, stock, held)
+	if refused != nil && released == 0 {
+		// Nothing changed: roll back, as the original's exception did, so a
+		// refusal costs no commit.
+		return nil, refused
+	}
 	var res *ticketrush.Reservation
 	if refused == nil {
 		if _, err := tx.Exec(ctx, addStock, e.ID, released-r.Amount, now); err != nil {
