@@ -1,0 +1,24 @@
+package httpapi
+
+import (
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes registers every route of the API. Paths and methods here, the
+// handlers in handlers.go, the contract in api/openapi.yaml.
+func (s *Server) routes() {
+	s.handle("GET /api/events", s.listEvents)
+	s.handle("GET /api/events/{id}", s.getEvent)
+	s.handle("POST /api/reserve", s.reserve)
+	s.handle("POST /api/purchase", s.purchase)
+	s.handle("GET /api/reservations/{id}", s.getReservation)
+	s.handle("DELETE /api/reservations/{id}", s.cancelReservation)
+
+	s.handle("POST /api/admin/events", s.admin(s.createEvent))
+	s.handle("GET /api/admin/events/{id}/stats", s.admin(s.eventStats))
+
+	s.handle("GET /healthz", s.healthz)
+	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP)
+	s.handle("GET /api/openapi.yaml", s.openAPI)
+}

@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ticketrush/ticketrush"
+)
+
+// TimeFormat is how every time goes on the wire: RFC 3339 in UTC with
+// exactly six fractional digits, as in the original's answers
+// ("2025-11-18T07:54:23.000000Z").
+const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// Time is a time.Time that encodes in TimeFormat and decodes any RFC 3339
+// time. It defines the JSON methods itself: the embedded time.Time's would
+// otherwise be promoted and win, and they drop trailing zero digits.
+type Time struct{ time.Time }
+
+// MarshalText implements encoding.TextMarshaler.
+func (t Time) MarshalText() ([]byte, error) {
+	b := make([]byte, 0, len(TimeFormat))
+	return t.UTC().AppendFormat(b, TimeFormat), nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(TimeFormat)+2)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeFormat)
+	return append(b, '"'), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (t *Time) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return fmt.Errorf("parse time: %w", err)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("parse time: %s is not a JSON string", b)
+	}
+	return t.UnmarshalText([]byte(s))
+}
+
+// Event is an event on the wire.
+type Event struct {
+	ID             int64  `json:"id"`
+	Name           string `json:"name"`
+	TicketQuantity int64  `json:"ticket_quantity"`
+	Capacity       int64  `json:"capacity"`
+	HoldSeconds    int64  `json:"hold_seconds"`
+	MaxPerVisitor  int64  `json:"max_per_visitor"`
+	// SaleStartsAt is null when the sale is open from the start.
+	SaleStartsAt *Time `json:"sale_starts_at"`
+	CreatedAt    Time  `json:"created_at"`
+	UpdatedAt    Time  `json:"updated_at"`
+}
+
+// Reservation is a reservation on the wire. UserUID is the visitor token.
+type Reservation struct {
+	ID        int64  `json:"id"`
+	EventID   int64  `json:"event_id"`
+	UserUID   string `json:"user_uid"`
+	Amount    int64  `json:"amount"`
+	Status    string `json:"status"`
+	ExpiresAt Time   `json:"expires_at"`
+	CreatedAt Time   `json:"created_at"`
+	UpdatedAt Time   `json:"updated_at"`
+}
+
+// Stats are an event's counts on the wire, in tickets.
+type Stats struct {
+	EventID   int64 `json:"event_id"`
+	Capacity  int64 `json:"capacity"`
+	Available int64 `json:"available"`
+	Held      int64 `json:"held"`
+	Purchased int64 `json:"purchased"`
+	Expired   int64 `json:"expired"`
+	Cancelled int64 `json:"cancelled"`
+}
+
+// Envelope wraps every successful answer: {"data": …}.
+type Envelope[T any] struct {
+	Data T `json:"data"`
+}
+
+// ErrorBody is every error answer: {"error": {…}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the code, a message fit to show a visitor, and for
+// validation_failed one message per bad field.
+type ErrorDetail struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// Status is the answer of the health endpoints.
+type Status struct {
+	Status string `json:"status"`
+}
+
+func newEvent(e *ticketrush.Event) Event {
+	w := Event{
+		ID:             e.ID,
+		Name:           e.Name,
+		TicketQuantity: e.TicketQuantity,
+		Capacity:       e.Capacity,
+		HoldSeconds:    e.HoldSeconds,
+		MaxPerVisitor:  e.MaxPerVisitor,
+		CreatedAt:      Time{e.CreatedAt},
+		UpdatedAt:      Time{e.UpdatedAt},
+	}
+	if e.SaleStartsAt != nil {
+		w.SaleStartsAt = &Time{*e.SaleStartsAt}
+	}
+	return w
+}
+
+func newReservation(r *ticketrush.Reservation) Reservation {
+	return Reservation{
+		ID:        r.ID,
+		EventID:   r.EventID,
+		UserUID:   r.UserUID,
+		Amount:    r.Amount,
+		Status:    r.Status,
+		ExpiresAt: Time{r.ExpiresAt},
+		CreatedAt: Time{r.CreatedAt},
+		UpdatedAt: Time{r.UpdatedAt},
+	}
+}
+
+func newStats(s *ticketrush.Stats) Stats {
+	return Stats{
+		EventID:   s.EventID,
+		Capacity:  s.Capacity,
+		Available: s.Available,
+		Held:      s.Held,
+		Purchased: s.Purchased,
+		Expired:   s.Expired,
+		Cancelled: s.Cancelled,
+	}
+}
