@@ -108,7 +108,6 @@ func newEnv(clock *storetest.Clock, s ticketrush.Store, r ticketrush.Reserver) *
 		AdminToken: adminToken,
 		Logger:     slog.New(slog.NewTextHandler(log, nil)),
 		Registry:   prometheus.NewRegistry(),
-		Now:        clock.Now,
 		// A loaded test machine must not turn a slow commit into a 503;
 		// the deadline itself has its own test.
 		Timeout: time.Minute,

@@ -127,7 +127,6 @@ func sqliteEnv(t *testing.T, cfg func(c *Config)) *env {
 		AdminToken: adminToken,
 		Logger:     slog.New(slog.NewTextHandler(log, nil)),
 		Registry:   prometheus.NewRegistry(),
-		Now:        clock.Now,
 	}
 	if cfg != nil {
 		cfg(&c)

@@ -45,11 +45,9 @@ type Config struct {
 	// Registry receives the metrics and is served at /metrics; nil means a
 	// new registry with the Go and process collectors.
 	Registry *prometheus.Registry
-	// Now is the service's clock, the one its Store was opened with; nil
-	// means time.Now. Every time a client sees is stamped by the Store, so
-	// no handler reads it today; it is here so a service wires one clock
-	// everywhere.
-	Now ticketrush.Clock
+	// Web, when set, serves the buyer page, the dashboard, their static
+	// files and the live availability stream (see WebRoutes).
+	Web http.Handler
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -57,7 +55,7 @@ type Server struct {
 	store       ticketrush.Store
 	reserver    ticketrush.Reserver
 	log         *slog.Logger
-	now         ticketrush.Clock
+	web         http.Handler
 	registry    *prometheus.Registry
 	metrics     *Metrics
 	mux         *http.ServeMux
@@ -78,7 +76,7 @@ func New(cfg Config) *Server {
 		store:     cfg.Store,
 		reserver:  cfg.Reserver,
 		log:       cfg.Logger,
-		now:       cfg.Now,
+		web:       cfg.Web,
 		registry:  cfg.Registry,
 		timeout:   cfg.Timeout,
 		mux:       http.NewServeMux(),
@@ -89,9 +87,6 @@ func New(cfg Config) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
