@@ -23,17 +23,8 @@ func (s *Server) routes() {
 	s.handle("GET /api/openapi.yaml", s.openAPI)
 
 	if s.web != nil {
-		for _, pattern := range WebRoutes {
+		for _, pattern := range s.webRoutes {
 			s.handle(pattern, s.web.ServeHTTP)
 		}
 	}
-}
-
-// WebRoutes are the paths Config.Web serves: the buyer page, the organiser's
-// dashboard, their assets and the server-sent availability stream.
-var WebRoutes = []string{
-	"GET /{$}",
-	"GET /admin",
-	"GET /static/",
-	"GET /api/events/{id}/stream",
 }

@@ -45,9 +45,10 @@ type Config struct {
 	// Registry receives the metrics and is served at /metrics; nil means a
 	// new registry with the Go and process collectors.
 	Registry *prometheus.Registry
-	// Web, when set, serves the buyer page, the dashboard, their static
-	// files and the live availability stream (see WebRoutes).
-	Web http.Handler
+	// Web, when set, serves WebRoutes (the buyer page, the dashboard, their
+	// assets and the live availability stream) beside the API.
+	Web       http.Handler
+	WebRoutes []string
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -56,6 +57,7 @@ type Server struct {
 	reserver    ticketrush.Reserver
 	log         *slog.Logger
 	web         http.Handler
+	webRoutes   []string
 	registry    *prometheus.Registry
 	metrics     *Metrics
 	mux         *http.ServeMux
@@ -77,6 +79,7 @@ func New(cfg Config) *Server {
 		reserver:  cfg.Reserver,
 		log:       cfg.Logger,
 		web:       cfg.Web,
+		webRoutes: cfg.WebRoutes,
 		registry:  cfg.Registry,
 		timeout:   cfg.Timeout,
 		mux:       http.NewServeMux(),

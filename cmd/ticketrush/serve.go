@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ticketrush/ticketrush"
+	"github.com/ticketrush/ticketrush/batch"
+	"github.com/ticketrush/ticketrush/httpapi"
+	"github.com/ticketrush/ticketrush/redis"
+	"github.com/ticketrush/ticketrush/web"
+)
+
+// serveConfig is everything serve needs; bench builds one per server.
+type serveConfig struct {
+	addr          string
+	db            string
+	hold          time.Duration
+	adminToken    string
+	sweepInterval time.Duration
+	strategy      string
+	maxBatch      int
+	maxQueue      int
+	timeout       time.Duration
+	logLevel      string
+	// ready, when set, is told the listening address once the server
+	// accepts connections.
+	ready func(addr string)
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: ticketrush serve [flags]\n\nRuns the HTTP service. Migrates the database on start and, when it has no\nevents, seeds the demo event \"Örnek Etkinlik\" with 2000 tickets.\n\nFlags (each defaults from the environment variable named):\n")
+		fs.PrintDefaults()
+	}
+	var c serveConfig
+	fs.StringVar(&c.addr, "addr", envString(getenv, "TICKETRUSH_ADDR", ":8080"), "listen address (env TICKETRUSH_ADDR)")
+	db := dbFlag(fs, getenv)
+	fs.DurationVar(&c.hold, "hold", envDuration(getenv, "TICKETRUSH_HOLD", ticketrush.DefaultHold), "default hold time for new events (env TICKETRUSH_HOLD)")
+	fs.StringVar(&c.adminToken, "admin-token", getenv("TICKETRUSH_ADMIN_TOKEN"), "bearer token for /api/admin; admin routes refuse every request when unset (env TICKETRUSH_ADMIN_TOKEN)")
+	fs.DurationVar(&c.sweepInterval, "sweep-interval", envDuration(getenv, "TICKETRUSH_SWEEP_INTERVAL", time.Second), "how often expired holds are released (env TICKETRUSH_SWEEP_INTERVAL)")
+	fs.StringVar(&c.strategy, "strategy", envString(getenv, "TICKETRUSH_STRATEGY", "batch"), "reserve strategy: batch (group commit) or lock (one transaction per request, the original's) (env TICKETRUSH_STRATEGY)")
+	fs.IntVar(&c.maxBatch, "max-batch", 1024, "most reserves decided in one group-commit transaction")
+	fs.IntVar(&c.maxQueue, "max-queue", 8192, "most reserves waiting per event; beyond it reserve answers 503 with Retry-After")
+	fs.DurationVar(&c.timeout, "request-timeout", envDuration(getenv, "TICKETRUSH_REQUEST_TIMEOUT", httpapi.DefaultTimeout), "deadline of each request's database work; past it the answer is 503 with Retry-After (env TICKETRUSH_REQUEST_TIMEOUT)")
+	fs.StringVar(&c.logLevel, "log-level", envString(getenv, "TICKETRUSH_LOG_LEVEL", "info"), "debug, info, warn or error (env TICKETRUSH_LOG_LEVEL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c.db = *db
+	return serve(ctx, c, stderr)
+}
+
+// serve runs the service until ctx ends, then shuts down gracefully: it stops
+// accepting, finishes in-flight requests (so every acknowledged reservation
+// is committed), drains the batcher and closes the database.
+func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if c.strategy != "batch" && c.strategy != "lock" {
+		return fmt.Errorf("--strategy %q: want batch or lock", c.strategy)
+	}
+	if c.hold < time.Second || c.hold > ticketrush.MaxHoldSeconds*time.Second {
+		return fmt.Errorf("--hold %s: want 1s to 24h", c.hold)
+	}
+	if c.sweepInterval <= 0 {
+		return fmt.Errorf("--sweep-interval %s: must be positive", c.sweepInterval)
+	}
+
+	s, backend, err := openStore(ctx, c.db, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if e, err := seedDemo(ctx, s, c.hold); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	} else if e != nil {
+		log.Info("seeded demo event", "event_id", e.ID, "name", e.Name, "tickets", e.TicketQuantity)
+	}
+	if rs, ok := s.(*redis.Store); ok {
+		if on, err := rs.AOFEnabled(ctx); err == nil && !on {
+			log.Warn("redis has appendonly off: acknowledged reservations are lost if redis restarts; set appendonly yes and appendfsync always (see README)")
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	return runServer(ctx, s, backend, ln, c, log)
+}
+
+// runServer serves the API over an open, migrated store on ln until ctx
+// ends, then shuts down gracefully: it stops accepting, finishes in-flight
+// requests (so every acknowledged reservation is committed), drains the
+// batcher and stops the sweeper. The caller closes the store. bench uses it
+// to run one fresh server per measurement on a store it created.
+func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.Listener, c serveConfig, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var reserver ticketrush.Reserver = s
+	var batcher *batch.Batcher
+	if c.strategy == "batch" {
+		batcher = batch.New(s, batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout, Metrics: batch.NewMetrics(reg)})
+		reserver = batcher
+	}
+	pages := web.New(web.Config{Store: s, Logger: log})
+	api := httpapi.New(httpapi.Config{
+		Store:       s,
+		Reserver:    reserver,
+		AdminToken:  c.adminToken,
+		DefaultHold: c.hold,
+		Timeout:     c.timeout,
+		Logger:      log,
+		Registry:    reg,
+		Web:         pages.Handler(),
+		WebRoutes:   web.Routes,
+	})
+	if c.adminToken == "" {
+		log.Warn("no admin token set: admin routes refuse every request (set --admin-token or TICKETRUSH_ADMIN_TOKEN)")
+	}
+
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	// Live availability streams never end by themselves: end them when
+	// shutdown starts, so it waits only for real requests.
+	srv.RegisterOnShutdown(pages.Close)
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		ticketrush.Sweep(sweepCtx, s, c.sweepInterval, log, api.HoldsReleased)
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "backend", backend, "strategy", c.strategy)
+	if c.ready != nil {
+		c.ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		stopSweep()
+		<-swept
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if batcher != nil {
+		batcher.Close()
+	}
+	stopSweep()
+	<-swept
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
