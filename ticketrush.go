@@ -17,6 +17,7 @@ package ticketrush
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -194,4 +195,27 @@ func ValidateIdempotencyKey(k string) error {
 		}
 	}
 	return nil
+}
+
+// ParseID parses an id as clients write it in a path: a positive decimal
+// int64 without sign or leading zeros, so each id has one spelling.
+func ParseID(s string) (int64, error) {
+	bad := func() error {
+		v := ValidationError{}
+		v.Add("id", "must be a positive integer")
+		return v.Err()
+	}
+	if s == "" || s[0] == '0' || len(s) > 19 {
+		return 0, bad()
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, bad()
+		}
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, bad()
+	}
+	return id, nil
 }

@@ -241,28 +241,9 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(api.OpenAPI)
 }
 
-// pathID parses the {id} path segment: a positive decimal int64 without
-// sign or leading zeros, so each id has one spelling.
+// pathID parses the {id} path segment.
 func pathID(r *http.Request) (int64, error) {
-	s := r.PathValue("id")
-	bad := func() error {
-		v := ticketrush.ValidationError{}
-		v.Add("id", "must be a positive integer")
-		return v.Err()
-	}
-	if s == "" || s[0] == '0' || len(s) > 19 {
-		return 0, bad()
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, bad()
-		}
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, bad()
-	}
-	return id, nil
+	return ticketrush.ParseID(r.PathValue("id"))
 }
 
 // visitorToken reads the Visitor-Token header in canonical lower case. ""

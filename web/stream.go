@@ -123,28 +123,8 @@ func appendEvent(b []byte, a Availability) []byte {
 	return append(b, '\n', '\n')
 }
 
-// pathID parses an {id} path segment as the API does: a positive decimal
-// int64 without sign or leading zeros.
-func pathID(s string) (int64, error) {
-	bad := func() error {
-		v := ticketrush.ValidationError{}
-		v.Add("id", "must be a positive integer")
-		return v.Err()
-	}
-	if s == "" || s[0] == '0' || len(s) > 19 {
-		return 0, bad()
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, bad()
-		}
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, bad()
-	}
-	return id, nil
-}
+// pathID parses an {id} path segment as the API does.
+func pathID(s string) (int64, error) { return ticketrush.ParseID(s) }
 
 // writeError answers with err in the API's error format and status.
 func writeError(rw http.ResponseWriter, err error) {
