@@ -69,6 +69,8 @@ const (
 type waiter struct {
 	req      ticketrush.ReserveRequest
 	enqueued time.Time
+	// deadline is when the caller stops waiting; zero when never.
+	deadline time.Time
 	state    atomic.Int32
 	done     chan struct{}
 	res      *ticketrush.Reservation
@@ -100,6 +102,9 @@ func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ti
 		return nil, ticketrush.Unavailable(err)
 	}
 	w := &waiter{req: r, enqueued: time.Now(), done: make(chan struct{})}
+	if d, ok := ctx.Deadline(); ok {
+		w.deadline = d
+	}
 
 	b.mu.Lock()
 	q := b.queues[r.EventID]
@@ -153,24 +158,42 @@ func (b *Batcher) flush(q *queue) {
 }
 
 // run decides one batch in one transaction and answers its waiters.
+//
+// A waiter taken into a batch waits for its commit, so the batch must end
+// by the earliest deadline among its waiters: otherwise a request queued
+// behind a stalled batch would wait for that one and then for its own
+// whole Timeout. A waiter left with less than a quarter of Timeout is
+// answered EUnavailable at once, unapplied, rather than cut the batch of
+// everyone else that short.
 func (b *Batcher) run(eventID int64, taken []*waiter) {
+	start := time.Now()
+	deadline := start.Add(b.opts.Timeout)
+	minBudget := b.opts.Timeout / 4
 	live := taken[:0]
 	for _, w := range taken {
-		if w.state.CompareAndSwap(stateQueued, stateTaken) {
-			live = append(live, w)
+		if !w.state.CompareAndSwap(stateQueued, stateTaken) {
+			continue
+		}
+		if !w.deadline.IsZero() && w.deadline.Sub(start) < minBudget {
+			w.err = ticketrush.Unavailable(context.DeadlineExceeded)
+			close(w.done)
+			continue
+		}
+		live = append(live, w)
+		if !w.deadline.IsZero() && w.deadline.Before(deadline) {
+			deadline = w.deadline
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
-	start := time.Now()
 	reqs := make([]ticketrush.ReserveRequest, len(live))
 	for i, w := range live {
 		reqs[i] = w.req
 		b.opts.Metrics.waited(start.Sub(w.enqueued))
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	results, err := b.store.ReserveBatch(ctx, eventID, reqs)
 	cancel()
 	if err == nil && len(results) != len(live) {

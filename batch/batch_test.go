@@ -286,3 +286,40 @@ func BenchmarkOneTransactionPerReserve(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reserves/s")
 }
+
+// hungStore never answers: each batch waits for its context to end, as on
+// a database that stopped responding.
+type hungStore struct{ ticketrush.Store }
+
+func (hungStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+	<-ctx.Done()
+	return nil, ticketrush.Unavailable(ctx.Err())
+}
+
+// TestAnswersByDeadline: against a hung database every reserve is answered
+// by its own deadline, also one that queued behind a stalled batch and would
+// otherwise wait for that batch and then for a whole batch of its own.
+func TestAnswersByDeadline(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	b := batch.New(hungStore{}, batch.Options{Timeout: timeout})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * timeout / 8)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			start := time.Now()
+			_, err := b.Reserve(ctx, req(1))
+			if took := time.Since(start); took > timeout+timeout/2 {
+				t.Errorf("reserve %d answered after %s; its deadline was %s", i, took.Round(time.Millisecond), timeout)
+			}
+			if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
+				t.Errorf("reserve %d: %v, want %s", i, err, ticketrush.EUnavailable)
+			}
+		}()
+	}
+	wg.Wait()
+}
