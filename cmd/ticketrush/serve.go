@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +20,7 @@ import (
 	"github.com/ticketrush/ticketrush"
 	"github.com/ticketrush/ticketrush/batch"
 	"github.com/ticketrush/ticketrush/httpapi"
+	"github.com/ticketrush/ticketrush/ratelimit"
 	"github.com/ticketrush/ticketrush/redis"
 	"github.com/ticketrush/ticketrush/web"
 )
@@ -33,6 +37,11 @@ type serveConfig struct {
 	maxQueue      int
 	timeout       time.Duration
 	logLevel      string
+	// rateLimit is requests/s per visitor token and per client IP; 0 is
+	// off. rateBurst 0 means rateLimit rounded up.
+	rateLimit      float64
+	rateBurst      int
+	trustedProxies []netip.Prefix
 	// ready, when set, is told the listening address once the server
 	// accepts connections.
 	ready func(addr string)
@@ -56,10 +65,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.maxQueue, "max-queue", 8192, "most reserves waiting per event; beyond it reserve answers 503 with Retry-After")
 	fs.DurationVar(&c.timeout, "request-timeout", envDuration(getenv, "TICKETRUSH_REQUEST_TIMEOUT", httpapi.DefaultTimeout), "deadline of each request's database work; past it the answer is 503 with Retry-After (env TICKETRUSH_REQUEST_TIMEOUT)")
 	fs.StringVar(&c.logLevel, "log-level", envString(getenv, "TICKETRUSH_LOG_LEVEL", "info"), "debug, info, warn or error (env TICKETRUSH_LOG_LEVEL)")
+	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat(getenv, "TICKETRUSH_RATE_LIMIT", 0), "requests per second allowed to each visitor token and to each client IP, answering 429 beyond; 0 turns the limit off (env TICKETRUSH_RATE_LIMIT)")
+	fs.IntVar(&c.rateBurst, "rate-burst", envInt(getenv, "TICKETRUSH_RATE_BURST", 0), "requests a visitor or an IP may send at once after a pause; 0 means --rate-limit rounded up (env TICKETRUSH_RATE_BURST)")
+	proxies := fs.String("trusted-proxies", getenv("TICKETRUSH_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the rate limit believes, e.g. 10.0.0.0/8; empty: the header is ignored (env TICKETRUSH_TRUSTED_PROXIES)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	c.db = *db
+	var err error
+	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	return serve(ctx, c, stderr)
 }
 
@@ -80,6 +96,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	}
 	if c.sweepInterval <= 0 {
 		return fmt.Errorf("--sweep-interval %s: must be positive", c.sweepInterval)
+	}
+	if c.rateLimit < 0 || c.rateBurst < 0 {
+		return fmt.Errorf("--rate-limit %g, --rate-burst %d: must not be negative", c.rateLimit, c.rateBurst)
 	}
 
 	s, backend, err := openStore(ctx, c.db, nil)
@@ -138,8 +157,29 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		log.Warn("no admin token set: admin routes refuse every request (set --admin-token or TICKETRUSH_ADMIN_TOKEN)")
 	}
 
+	var handler http.Handler = api
+	if c.rateLimit > 0 {
+		lim := ratelimit.New(ratelimit.Config{
+			PerSecond:      c.rateLimit,
+			Burst:          c.rateBurst,
+			TrustedProxies: c.trustedProxies,
+			Registerer:     reg,
+			// Probes and scrapes come from a few fixed addresses at a
+			// steady pace; limiting them would only fail health checks.
+			Exempt: func(r *http.Request) bool {
+				switch r.URL.Path {
+				case "/healthz", "/readyz", "/metrics":
+					return true
+				}
+				return false
+			},
+		})
+		handler = lim.Wrap(api)
+		log.Info("rate limit on", "per_second", c.rateLimit, "burst", c.rateBurst, "trusted_proxies", len(c.trustedProxies))
+	}
+
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -186,4 +226,46 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// parsePrefixes reads a comma-separated list of CIDRs or single addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// envFloat reads a number default from the environment.
+func envFloat(getenv func(string) string, key string, def float64) float64 {
+	if v := getenv(key); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
+// envInt reads an integer default from the environment.
+func envInt(getenv func(string) string, key string, def int) int {
+	if v := getenv(key); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
 }
