@@ -48,12 +48,15 @@ type benchConfig struct {
 	warmup     time.Duration
 	pgConns    int
 	json       bool
+	cpuProfile string
 }
 
-// benchPGConns is the PostgreSQL pool of every bench server. Group commit
-// needs one connection per hot event plus a few for reads; the same small
-// pool serves the lock strategy, so both are measured as serve runs them.
-const benchPGConns = 4
+// benchPGConns is the PostgreSQL pool of every bench server: the one serve
+// runs with. Group commit needs one connection per hot event plus a few for
+// reads and the sweeper; the lock strategy gets the same pool, so both are
+// measured as serve runs them. (The lock strategy is sensitive to it: each
+// connection is one more transaction queueing on the event row.)
+const benchPGConns = postgres.DefaultMaxConns
 
 // benchTickets is the stock of each bench event: more than any run can
 // reserve, so no request is refused for lack of tickets.
@@ -63,13 +66,13 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--strategies lock,batch] [--json]
+		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--json]
 
 Measures reserve throughput over real HTTP on loopback, for each backend it
-can reach (SQLite always, in a temporary directory with synchronous=FULL;
-PostgreSQL with --postgres, in a fresh database it drops afterwards; Redis
-with --redis, under a fresh key prefix it deletes afterwards) and each
-strategy. Each run starts a fresh in-process server, creates an event with
+can reach (SQLite unless --sqlite=false, in a new directory under $TMPDIR
+with synchronous=FULL; PostgreSQL with --postgres, in a fresh database it
+drops afterwards; Redis with --redis, under a fresh key prefix it deletes
+afterwards) and each strategy. Each run starts a fresh in-process server, creates an event with
 ample stock, and drives a closed loop of concurrent clients, each reserving
 one ticket at a time with its own Visitor-Token; then the same load against
 GET /healthz on the same server. It then checks the event's stats: nothing
@@ -91,7 +94,7 @@ Flags:
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	fs.IntVar(&c.pgConns, "postgres-conns", benchPGConns, "PostgreSQL connection pool of each bench server")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole bench (servers and clients) to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile (server and clients) of each measured load to PREFIX-BACKEND-STRATEGY-CLIENTS-{reserve,healthz}.pprof")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -119,17 +122,6 @@ Flags:
 		return errUsage
 	}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	rep, err := bench(ctx, c, stderr)
 	if err != nil {
 		return err
@@ -246,6 +238,10 @@ type benchResult struct {
 	ReserveCPUMicros float64 `json:"reserve_cpu_us"`
 	HealthzCPUMicros float64 `json:"healthz_cpu_us"`
 
+	// Batches describes group commit over the whole run, from the
+	// server's metrics; nil for the lock strategy.
+	Batches *benchBatches `json:"batches,omitempty"`
+
 	Stats     benchStats `json:"stats"`
 	Oversold  int64      `json:"oversold"`
 	Invariant string     `json:"invariant"`
@@ -253,6 +249,16 @@ type benchResult struct {
 	// client count; null without a lock run.
 	VsLock    *float64 `json:"vs_lock"`
 	VsHealthz float64  `json:"vs_healthz"`
+}
+
+// benchBatches sums the batcher's histograms: how many transactions, how
+// many reserves each decided, how long each took (commit included) and how
+// long a reserve waited in its queue for one to start.
+type benchBatches struct {
+	Count      int64   `json:"count"`
+	MeanSize   float64 `json:"mean_size"`
+	MeanMs     float64 `json:"mean_ms"`
+	MeanWaitMs float64 `json:"mean_wait_ms"`
 }
 
 // benchStats is the stats endpoint's answer.
@@ -484,6 +490,9 @@ func benchRun(ctx context.Context, b *benchBackend, strategy string, clients int
 		strategy:      strategy,
 		maxBatch:      1024,
 		maxQueue:      8192,
+		// The bench measures throughput, not shedding: a generous deadline
+		// keeps the lock strategy's long queues from turning into 503s.
+		timeout: 30 * time.Second,
 	}
 	sctx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
@@ -514,11 +523,17 @@ func benchRun(ctx context.Context, b *benchBackend, strategy string, clients int
 		body:   []byte(`{"event_id":` + strconv.FormatInt(ev, 10) + `,"amount":1}`),
 		want:   http.StatusCreated,
 	}
+	if c.cpuProfile != "" {
+		reserve.profile = fmt.Sprintf("%s-%s-%s-%d-reserve.pprof", c.cpuProfile, b.name, strategy, clients)
+	}
 	rl, err := runLoad(ctx, tr, reserve, clients, c.warmup, c.duration)
 	if err != nil {
 		return nil, err
 	}
 	health := &loadTarget{method: http.MethodGet, url: base + "/healthz", want: http.StatusOK}
+	if c.cpuProfile != "" {
+		health.profile = fmt.Sprintf("%s-%s-%s-%d-healthz.pprof", c.cpuProfile, b.name, strategy, clients)
+	}
 	hl, err := runLoad(ctx, tr, health, clients, c.warmup, c.duration)
 	if err != nil {
 		return nil, err
@@ -526,6 +541,12 @@ func benchRun(ctx context.Context, b *benchBackend, strategy string, clients int
 	st, err := benchEventStats(ctx, tr, base, token, ev)
 	if err != nil {
 		return nil, err
+	}
+	var batches *benchBatches
+	if strategy == "batch" {
+		if batches, err = benchBatchMetrics(ctx, tr, base); err != nil {
+			return nil, err
+		}
 	}
 
 	r := &benchResult{
@@ -547,6 +568,7 @@ func benchRun(ctx context.Context, b *benchBackend, strategy string, clients int
 		HealthzErrors:    hl.other + hl.failed,
 		ReserveCPUMicros: rl.cpuPerRequest(),
 		HealthzCPUMicros: hl.cpuPerRequest(),
+		Batches:          batches,
 		Stats:            *st,
 		Oversold:         max(0, rl.ok-st.Capacity),
 		Invariant:        "ok",
@@ -554,15 +576,16 @@ func benchRun(ctx context.Context, b *benchBackend, strategy string, clients int
 	if r.HealthzPerSec > 0 {
 		r.VsHealthz = r.ReservePerSec / r.HealthzPerSec
 	}
-	// A request that got no answer may or may not have been committed, so
-	// it widens what held may be; with every request answered, held must
-	// equal what was acknowledged exactly.
+	// A request that got no answer, or a 503 because its deadline passed
+	// while its commit was under way, may or may not have been committed,
+	// so it widens what held may be; with every request answered 201 or
+	// 4xx, held must equal what was acknowledged exactly.
 	var broken []string
 	if st.Capacity != st.Available+st.Held+st.Purchased {
 		broken = append(broken, fmt.Sprintf("capacity %d != available %d + held %d + purchased %d",
 			st.Capacity, st.Available, st.Held, st.Purchased))
 	}
-	if st.Held < rl.ok || st.Held > rl.ok+rl.failed {
+	if st.Held < rl.ok || st.Held > rl.ok+rl.failed+rl.status5xx {
 		broken = append(broken, fmt.Sprintf("held %d != %d acknowledged", st.Held, rl.ok))
 	}
 	if len(broken) > 0 {
@@ -600,6 +623,48 @@ func benchEventStats(ctx context.Context, tr http.RoundTripper, base, token stri
 		return nil, fmt.Errorf("event stats: %w", err)
 	}
 	return &st.Data, nil
+}
+
+// benchBatchMetrics reads the batcher's histograms from /metrics.
+func benchBatchMetrics(ctx context.Context, tr http.RoundTripper, base string) (*benchBatches, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+	}
+	v := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !strings.HasPrefix(name, "ticketrush_batch_") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(value, 64); err == nil {
+			v[name] = f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	b := &benchBatches{Count: int64(v["ticketrush_batch_size_count"])}
+	if b.Count > 0 {
+		b.MeanSize = v["ticketrush_batch_size_sum"] / float64(b.Count)
+		b.MeanMs = v["ticketrush_batch_duration_seconds_sum"] / float64(b.Count) * 1000
+	}
+	if n := v["ticketrush_batch_wait_seconds_count"]; n > 0 {
+		b.MeanWaitMs = v["ticketrush_batch_wait_seconds_sum"] / n * 1000
+	}
+	return b, nil
 }
 
 func benchAdmin(ctx context.Context, tr http.RoundTripper, method, u, token, body string, want int, out any) error {
@@ -645,6 +710,8 @@ type loadTarget struct {
 	url    string
 	body   []byte // nil for none
 	want   int    // the status that counts as success
+	// profile, when set, is a file for a CPU profile of the measured phase.
+	profile string
 }
 
 // Load phases: warming up (not measured), measuring, stopping.
@@ -722,6 +789,10 @@ func runLoad(ctx context.Context, tr *http.Transport, t *loadTarget, clients int
 		err = sleep(warmup)
 		phase.Store(phaseMeasure)
 	}
+	stopProfile := func() {}
+	if err == nil && t.profile != "" {
+		stopProfile, err = startProfile(t.profile)
+	}
 	start := time.Now()
 	cpu0 := processCPU()
 	if err == nil {
@@ -730,6 +801,9 @@ func runLoad(ctx context.Context, tr *http.Transport, t *loadTarget, clients int
 	phase.Store(phaseStop)
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0
+	if stopProfile != nil {
+		stopProfile()
+	}
 	if err != nil {
 		cancel()
 	}
@@ -970,7 +1044,7 @@ func (rep *benchReport) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "ticketrush bench: %s/%s, %d CPUs%s, %s; load generator in the same process, over loopback HTTP\n",
 		m.OS, m.Arch, m.CPUs, cpu, m.Go)
-	fmt.Fprintf(w, "each run: %s warm-up, %s measured on POST /api/reserve (amount 1), then the same on GET /healthz\n",
+	fmt.Fprintf(w, "each run: %s warm-up, %s measured on POST /api/reserve (amount 1), then the same on GET /healthz; request deadline 30s\n",
 		fmtSeconds(rep.WarmupSeconds), fmtSeconds(rep.DurationSeconds))
 	for _, b := range rep.Backends {
 		fmt.Fprintf(w, "- %s: %s\n", b.Backend, b.Detail)
@@ -1003,6 +1077,17 @@ func (rep *benchReport) writeMarkdown(w io.Writer) {
 	}
 	writeTable(w, rows, map[int]bool{2: true, 3: true, 4: true, 5: true, 8: true, 9: true, 10: true})
 
+	var notes []string
+	for _, r := range rep.Runs {
+		if b := r.Batches; b != nil && b.Count > 0 {
+			notes = append(notes, fmt.Sprintf("- %s batch, %d clients: %d transactions, %.1f reserves each, %s per transaction (commit included), %s queued before one started",
+				r.Backend, r.Clients, b.Count, b.MeanSize, fmtMs(b.MeanMs), fmtMs(b.MeanWaitMs)))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
 	if len(rep.Scaling) > 0 {
 		fmt.Fprintln(w)
 		for _, s := range rep.Scaling {
@@ -1085,6 +1170,22 @@ func machine() benchMachine {
 		}
 	}
 	return m
+}
+
+// startProfile starts a CPU profile into a new file.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // processCPU returns the CPU time (user and system, all threads) this

@@ -89,6 +89,9 @@ func TestBenchServers(t *testing.T) {
 		if r.VsLock == nil {
 			t.Errorf("%s: no ratio to lock", name)
 		}
+		if b := r.Batches; (r.Strategy == "batch") != (b != nil) || b != nil && (b.Count == 0 || b.MeanSize < 1) {
+			t.Errorf("%s: batches %+v", name, b)
+		}
 	}
 	for _, b := range want {
 		if !seen[b] {
