@@ -60,7 +60,8 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(headerVisitorToken, res.UserUID)
-	writeJSON(w, http.StatusCreated, Envelope[Reservation]{Data: newReservation(res)})
+	wire := newReservation(res)
+	writeBody(w, http.StatusCreated, appendReservation(make([]byte, 0, 256), &wire))
 }
 
 func (s *Server) doReserve(w http.ResponseWriter, r *http.Request) (*ticketrush.Reservation, error) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -154,4 +155,41 @@ func newStats(s *ticketrush.Stats) Stats {
 		Expired:   s.Expired,
 		Cancelled: s.Cancelled,
 	}
+}
+
+// appendReservation appends {"data": r} exactly as encoding/json would,
+// without reflection: reserve is the hot path of a rush, and its answer is
+// most of the handler's own work.
+func appendReservation(b []byte, r *Reservation) []byte {
+	b = append(b, `{"data":{"id":`...)
+	b = strconv.AppendInt(b, r.ID, 10)
+	b = append(b, `,"event_id":`...)
+	b = strconv.AppendInt(b, r.EventID, 10)
+	b = append(b, `,"user_uid":`...)
+	b = appendString(b, r.UserUID)
+	b = append(b, `,"amount":`...)
+	b = strconv.AppendInt(b, r.Amount, 10)
+	b = append(b, `,"status":`...)
+	b = appendString(b, r.Status)
+	b = append(b, `,"expires_at":"`...)
+	b = r.ExpiresAt.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, `","created_at":"`...)
+	b = r.CreatedAt.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, `","updated_at":"`...)
+	b = r.UpdatedAt.UTC().AppendFormat(b, TimeFormat)
+	return append(b, `"}}`...)
+}
+
+// appendString appends s as a JSON string. The strings it gets (a UUID, a
+// status) are plain ASCII; anything else is escaped as encoding/json would.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
