@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,10 +21,9 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/ticketrush/ticketrush/httpapi"
 	"github.com/ticketrush/ticketrush/postgres"
+	"github.com/ticketrush/ticketrush/redis"
 	"github.com/ticketrush/ticketrush/rush"
 	"github.com/ticketrush/ticketrush/sqlite"
 )
@@ -314,59 +311,5 @@ func rushNodes(t *testing.T, bin, db string) {
 func TestRushMultiNode(t *testing.T) {
 	bin := rushBinary(t)
 	t.Run("postgres", func(t *testing.T) { rushNodes(t, bin, postgres.NewTestDatabase(t)) })
-	t.Run("redis", func(t *testing.T) { rushNodes(t, bin, rushRedisURL(t)) })
-}
-
-// rushRedisURL returns the test Redis (TICKETRUSH_TEST_REDIS) with a key
-// prefix of this test's own, whose keys are deleted when the test ends.
-func rushRedisURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TICKETRUSH_TEST_REDIS")
-	if base == "" {
-		base = "redis://127.0.0.1:6379/0"
-	}
-	o, err := goredis.ParseURL(base)
-	if err != nil {
-		t.Fatalf("TICKETRUSH_TEST_REDIS: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	c := goredis.NewClient(o)
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		if os.Getenv("TICKETRUSH_REQUIRE_SERVERS") == "1" {
-			t.Fatalf("Redis at %s does not answer: %v (TICKETRUSH_REQUIRE_SERVERS=1)", base, err)
-		}
-		t.Skipf("Redis at %s does not answer (%v); set TICKETRUSH_TEST_REDIS, or TICKETRUSH_REQUIRE_SERVERS=1 to fail instead", base, err)
-	}
-	prefix := fmt.Sprintf("rushtest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() {
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("redis cleanup: %v", err)
-		}
-		for len(keys) > 0 {
-			n := min(len(keys), 500)
-			if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
-				t.Errorf("redis cleanup: %v", err)
-				return
-			}
-			keys = keys[n:]
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("prefix", prefix)
-	u.RawQuery = q.Encode()
-	return u.String()
+	t.Run("redis", func(t *testing.T) { rushNodes(t, bin, redis.NewTestURL(t)) })
 }
