@@ -5,28 +5,9 @@
 -- visitor. Returns the record or "!code".
 local now = clock(ARGV[1])
 local n = ARGV[2]
-local ev = load_event()
+local ev, r, answer = open_hold(n, ARGV[3], now, nil)
 if not ev then
-  return '!reservation_not_found'
-end
-local s = redis.call('HGET', KEYS[2], n)
-if not s then
-  return '!reservation_not_found'
-end
-local r = decode(s)
-if r.visitor ~= ARGV[3] then
-  return '!reservation_not_found'
-elseif r.status == 'purchased' then
-  return '!reservation_already_purchased'
-elseif r.status == 'cancelled' then
-  return s
-elseif r.status == 'expired' then
-  return '!reservation_expired'
-end
-if r.expires <= now then
-  release(ev, n, r, 'expired', now)
-  save_event(ev, now)
-  return '!reservation_expired'
+  return answer
 end
 release(ev, n, r, 'cancelled', now)
 save_event(ev, now)

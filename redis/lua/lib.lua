@@ -235,3 +235,35 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   ev.stocked = true
   return n .. ' ' .. s
 end
+
+-- open_hold reads the visitor's hold n for a purchase or a cancel. It
+-- returns ev, r when the hold is reserved and unexpired; otherwise nil, nil
+-- and the answer to give: an error code, or for a cancelled hold
+-- on_cancelled, or the record itself when on_cancelled is nil. A hold found
+-- past its expires_at is released as expired on the way.
+local function open_hold(n, visitor, now, on_cancelled)
+  local ev = load_event()
+  if not ev then
+    return nil, nil, '!reservation_not_found'
+  end
+  local s = redis.call('HGET', KEYS[2], n)
+  if not s then
+    return nil, nil, '!reservation_not_found'
+  end
+  local r = decode(s)
+  if r.visitor ~= visitor then
+    return nil, nil, '!reservation_not_found'
+  elseif r.status == 'purchased' then
+    return nil, nil, '!reservation_already_purchased'
+  elseif r.status == 'cancelled' then
+    return nil, nil, on_cancelled or s
+  elseif r.status == 'expired' then
+    return nil, nil, '!reservation_expired'
+  end
+  if r.expires <= now then
+    release(ev, n, r, 'expired', now)
+    save_event(ev, now)
+    return nil, nil, '!reservation_expired'
+  end
+  return ev, r
+end
