@@ -30,10 +30,36 @@ const (
 	// EOverloaded means the reserve queue of an event is full: the client
 	// should retry after a short pause. Nothing was changed.
 	EOverloaded = "overloaded"
-	// EUnavailable means the database could not be reached in time. Nothing
-	// was acknowledged; the client may retry.
+	// EUnavailable means the request failed before anything was sent to
+	// the database, or the database refused it as a whole: nothing was
+	// applied and the client may retry.
 	EUnavailable = "unavailable"
-	EInternal    = "internal"
+	// EOutcomeUnknown means the request may have been applied: it reached
+	// the database but its answer was lost (a deadline after COMMIT was
+	// sent, a connection cut mid-reply). A retry with the same
+	// Visitor-Token and Idempotency-Key returns the reservation if it
+	// exists.
+	EOutcomeUnknown = "outcome_unknown"
+	EInternal       = "internal"
+
+	// Request hygiene.
+	ECrossSiteRequest = "cross_site_request"
+	ETooManyStreams   = "too_many_streams"
+	EAdminDisabled    = "admin_disabled"
+
+	// Event lifecycle and safe defaults.
+	ESaleClosed           = "sale_closed"
+	EOrderLimit           = "order_limit_exceeded"
+	EEventHasReservations = "event_has_reservations"
+
+	// The waiting room.
+	EWaitingRoomNotFound = "waiting_room_not_found"
+	ENotInQueue          = "not_in_queue"
+	EQueueNotOpen        = "queue_not_open"
+	EChallengeFailed     = "challenge_failed"
+	EAdmissionRequired   = "admission_required"
+	EAdmissionInvalid    = "admission_invalid"
+	EAdmissionExpired    = "admission_expired"
 )
 
 // Error is a domain error: a machine-readable code, a message fit to show a
@@ -66,6 +92,12 @@ func Errorf(code, format string, args ...any) *Error {
 // EUnavailable, the log sees the cause.
 func Unavailable(err error) *Error {
 	return &Error{Code: EUnavailable, Message: "The service is temporarily unavailable, please retry.", Err: err}
+}
+
+// OutcomeUnknown wraps a failure after which the database may or may not
+// have applied the request: the client sees 503 and EOutcomeUnknown.
+func OutcomeUnknown(err error) *Error {
+	return &Error{Code: EOutcomeUnknown, Message: "The outcome is unknown: the request may have been applied. Retry with the same Visitor-Token and Idempotency-Key to find out.", Err: err}
 }
 
 // ErrorCode returns the code of a domain error, EInternal for any other

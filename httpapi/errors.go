@@ -33,7 +33,21 @@ var statuses = map[string]int{
 	ticketrush.ERateLimited:          http.StatusTooManyRequests,
 	ticketrush.EOverloaded:           http.StatusServiceUnavailable,
 	ticketrush.EUnavailable:          http.StatusServiceUnavailable,
+	ticketrush.EOutcomeUnknown:       http.StatusServiceUnavailable,
 	ticketrush.EInternal:             http.StatusInternalServerError,
+	ticketrush.ECrossSiteRequest:     http.StatusForbidden,
+	ticketrush.ETooManyStreams:       http.StatusTooManyRequests,
+	ticketrush.EAdminDisabled:        http.StatusForbidden,
+	ticketrush.ESaleClosed:           http.StatusConflict,
+	ticketrush.EOrderLimit:           http.StatusConflict,
+	ticketrush.EEventHasReservations: http.StatusConflict,
+	ticketrush.EWaitingRoomNotFound:  http.StatusNotFound,
+	ticketrush.ENotInQueue:           http.StatusNotFound,
+	ticketrush.EQueueNotOpen:         http.StatusConflict,
+	ticketrush.EChallengeFailed:      http.StatusUnprocessableEntity,
+	ticketrush.EAdmissionRequired:    http.StatusForbidden,
+	ticketrush.EAdmissionInvalid:     http.StatusForbidden,
+	ticketrush.EAdmissionExpired:     http.StatusForbidden,
 }
 
 // StatusOf returns the HTTP status of a domain error code.
