@@ -53,6 +53,12 @@ type Config struct {
 	Duration, Warmup time.Duration
 	// CPUProfile, when set, is the prefix of a CPU profile per measured load.
 	CPUProfile string
+	// Load picks the load generator: LoadAuto ("" too), LoadWrk or LoadGo.
+	Load string
+	// Wrk is the wrk executable; "" looks it up in PATH.
+	Wrk string
+	// WrkThreads is wrk's thread count; 0 means DefaultWrkThreads.
+	WrkThreads int
 	// Serve runs the server each run measures.
 	Serve ServeFunc
 	// Progress, when set, is told what the bench is doing.
@@ -127,11 +133,15 @@ func ParseStrategies(s string) ([]string, error) {
 
 // Report is what bench prints, as a table or as JSON.
 type Report struct {
-	Machine         Machine   `json:"machine"`
-	DurationSeconds float64   `json:"duration_seconds"`
-	WarmupSeconds   float64   `json:"warmup_seconds"`
-	Backends        []Setup   `json:"backends"`
-	Runs            []*Result `json:"runs"`
+	Machine         Machine `json:"machine"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	WarmupSeconds   float64 `json:"warmup_seconds"`
+	// Load says which load generator drove the runs: "wrk" (a separate
+	// process) or "go" (goroutines in the bench's own process).
+	Load       string    `json:"load"`
+	LoadDetail string    `json:"load_detail"`
+	Backends   []Setup   `json:"backends"`
+	Runs       []*Result `json:"runs"`
 	// Scaling compares each backend and strategy at its most clients to
 	// its fewest, when --concurrency lists several.
 	Scaling  []Scaling `json:"scaling,omitempty"`
@@ -187,12 +197,20 @@ type Result struct {
 	HealthzP99Ms  float64 `json:"healthz_p99_ms"`
 	HealthzErrors int64   `json:"healthz_errors"`
 
-	// ReserveCPUMicros and HealthzCPUMicros are the CPU time this process
-	// (clients and server together, not the database) spent per measured
-	// request: what the HTTP stack and the reserve path cost, whatever else
-	// runs on the machine. Zero where the system does not say.
+	// ReserveCPUMicros and HealthzCPUMicros are the CPU time the server's
+	// process (not the database) spent per measured request: what the HTTP
+	// stack and the reserve path cost, whatever else runs on the machine.
+	// With the in-process load generator they include the clients' cost.
+	// Zero where the system does not say.
 	ReserveCPUMicros float64 `json:"reserve_cpu_us"`
 	HealthzCPUMicros float64 `json:"healthz_cpu_us"`
+	// LoadCPUMicros is the load generator's own CPU time per measured
+	// reserve, when it runs in a process of its own (wrk).
+	LoadCPUMicros float64 `json:"load_cpu_us,omitempty"`
+	// Abandoned bounds the reserves whose answers the load generator
+	// never read (wrk stops with one request in flight per connection):
+	// the server may have granted them, so they widen what held may be.
+	Abandoned int64 `json:"abandoned,omitempty"`
 
 	// Batches describes group commit over the whole run, from the
 	// server's metrics; nil for the lock strategy.
@@ -242,17 +260,32 @@ type backend struct {
 	drop   func() error
 }
 
-// bench runs every backend × client count × strategy.
+// Run measures every backend × client count × strategy: a fresh server
+// per run, each checked afterwards for oversell. It tells c.Progress up
+// front how long the loads will take, and each phase as it starts.
 func Run(ctx context.Context, c Config) (*Report, error) {
-	progress := c.Progress
-	if progress == nil {
-		progress = io.Discard
+	if c.Serve == nil {
+		return nil, errors.New("bench: no server to measure (Config.Serve)")
+	}
+	r := &runner{c: c, progress: c.Progress}
+	if r.progress == nil {
+		r.progress = io.Discard
 	}
 	rep := &Report{
 		Machine:         machine(),
 		DurationSeconds: c.Duration.Seconds(),
 		WarmupSeconds:   c.Warmup.Seconds(),
 	}
+	dir, err := os.MkdirTemp("", "ticketrush-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if rep.Load, rep.LoadDetail, err = r.pickLoad(dir); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.progress, "bench: load generator: %s\n", rep.LoadDetail)
+
 	var opens []func(context.Context) (*backend, error)
 	if c.SQLite {
 		opens = append(opens, benchSQLite)
@@ -267,38 +300,110 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			return benchRedis(ctx, c.Redis)
 		})
 	}
+	r.total = len(opens) * len(c.Clients) * len(c.Strategies)
+	r.start = time.Now()
+	r.estimate = LoadTime(c, len(opens))
+	fmt.Fprintf(r.progress, "bench: %s\n", Plan(c, len(opens)))
 	for _, open := range opens {
 		b, err := open(ctx)
 		if err != nil {
 			return nil, err
 		}
 		rep.Backends = append(rep.Backends, Setup{Backend: b.name, Detail: b.detail})
-		err = backendRuns(ctx, b, c, rep, progress)
+		err = r.backendRuns(ctx, b, rep)
 		if derr := b.drop(); derr != nil {
-			fmt.Fprintf(progress, "bench: removing the %s bench database: %v\n", b.name, derr)
+			fmt.Fprintf(r.progress, "bench: removing the %s bench database: %v\n", b.name, derr)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
+	fmt.Fprintf(r.progress, "bench: done in %s\n", time.Since(r.start).Round(100*time.Millisecond))
 	rep.finish(c)
 	return rep, nil
 }
 
-func backendRuns(ctx context.Context, b *backend, c Config, rep *Report, progress io.Writer) error {
-	for _, clients := range c.Clients {
-		for _, strategy := range c.Strategies {
-			fmt.Fprintf(progress, "bench: %s %s, %d clients…\n", b.name, strategy, clients)
-			r, err := benchRun(ctx, b, strategy, clients, c)
+// Plan says how long a bench with c on backends backends will load the
+// servers: each run is two loads (reserve, then /healthz on the same
+// server), each a warm-up and a measurement. Set-up (databases, servers,
+// checks) comes on top, usually well under a second per run.
+func Plan(c Config, backends int) string {
+	runs := backends * len(c.Clients) * len(c.Strategies)
+	return fmt.Sprintf("%d runs (%d backends × %d client counts × %d strategies), each 2 loads (reserve, /healthz) of %s warm-up + %s measured: about %s in all, plus set-up",
+		runs, backends, len(c.Clients), len(c.Strategies), c.Warmup, c.Duration, LoadTime(c, backends))
+}
+
+// LoadTime is the time a bench with c on backends backends spends under
+// load.
+func LoadTime(c Config, backends int) time.Duration {
+	runs := backends * len(c.Clients) * len(c.Strategies)
+	return time.Duration(runs*2) * (c.Warmup + c.Duration)
+}
+
+// runner is one Run's state.
+type runner struct {
+	c        Config
+	progress io.Writer
+	wrk      *wrkTool // nil: the in-process client
+	// total runs, how many started, and when the first did: for progress.
+	total, done int
+	start       time.Time
+	estimate    time.Duration // of the time under load
+}
+
+// pickLoad chooses the load generator as c.Load asks.
+func (r *runner) pickLoad(dir string) (kind, detail string, err error) {
+	threads := r.c.WrkThreads
+	if threads <= 0 {
+		threads = DefaultWrkThreads
+	}
+	switch r.c.Load {
+	case LoadGo:
+		return LoadGo, "in-process Go clients (as asked), sharing the server's process and CPU time", nil
+	case LoadWrk, LoadAuto, "":
+		w, err := findWrk(r.c.Wrk, threads, dir)
+		if err != nil {
+			if r.c.Load == LoadWrk {
+				return "", "", err
+			}
+			return LoadGo, "in-process Go clients, sharing the server's process and CPU time (" + err.Error() + ")", nil
+		}
+		r.wrk = w
+		return LoadWrk, fmt.Sprintf("%s (%s), a separate process with %d threads; only 2xx answers count", w.version, w.path, threads), nil
+	default:
+		return "", "", fmt.Errorf("bench: load generator %q: want auto, wrk or go", r.c.Load)
+	}
+}
+
+func (r *runner) backendRuns(ctx context.Context, b *backend, rep *Report) error {
+	for _, clients := range r.c.Clients {
+		for _, strategy := range r.c.Strategies {
+			r.done++
+			res, err := r.run(ctx, b, strategy, clients)
 			if err != nil {
 				return fmt.Errorf("bench %s %s %d clients: %w", b.name, strategy, clients, err)
 			}
-			fmt.Fprintf(progress, "bench: %s %s, %d clients: %.0f reserves/s (p99 %s), %.0f /healthz/s\n",
-				b.name, strategy, clients, r.ReservePerSec, fmtMs(r.P99Ms), r.HealthzPerSec)
-			rep.Runs = append(rep.Runs, r)
+			fmt.Fprintf(r.progress, "bench: [%d/%d] %s %s, %d clients: %.0f reserves/s (p99 %s), %.0f /healthz/s; %s of about %s so far\n",
+				r.done, r.total, b.name, strategy, clients, res.ReservePerSec, fmtMs(res.P99Ms), res.HealthzPerSec,
+				time.Since(r.start).Round(100*time.Millisecond), r.estimate)
+			rep.Runs = append(rep.Runs, res)
 		}
 	}
 	return nil
+}
+
+// phase tells the progress writer that a load starts.
+func (r *runner) phase(b *backend, strategy string, clients int, what string) {
+	fmt.Fprintf(r.progress, "bench: [%d/%d] %s %s, %d clients: %s, %s warm-up + %s…\n",
+		r.done, r.total, b.name, strategy, clients, what, r.c.Warmup, r.c.Duration)
+}
+
+// load drives one load with the chosen generator.
+func (r *runner) load(ctx context.Context, tr *http.Transport, t *loadTarget, clients int) (*loadResult, error) {
+	if r.wrk != nil {
+		return runWrkLoad(ctx, r.wrk, t, clients, r.c.Warmup, r.c.Duration)
+	}
+	return runLoad(ctx, tr, t, clients, r.c.Warmup, r.c.Duration)
 }
 
 // benchSQLite makes a SQLite database in a new temporary directory.
@@ -441,7 +546,8 @@ func deleteRedisPrefix(ctx context.Context, c *goredis.Client, prefix string) er
 
 // benchRun starts a fresh server on b's store, measures it and checks the
 // event's stats.
-func benchRun(ctx context.Context, b *backend, strategy string, clients int, c Config) (_ *Result, err error) {
+func (r *runner) run(ctx context.Context, b *backend, strategy string, clients int) (_ *Result, err error) {
+	c := r.c
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -491,7 +597,8 @@ func benchRun(ctx context.Context, b *backend, strategy string, clients int, c C
 	if c.CPUProfile != "" {
 		reserve.profile = fmt.Sprintf("%s-%s-%s-%d-reserve.pprof", c.CPUProfile, b.name, strategy, clients)
 	}
-	rl, err := runLoad(ctx, tr, reserve, clients, c.Warmup, c.Duration)
+	r.phase(b, strategy, clients, "POST /api/reserve")
+	rl, err := r.load(ctx, tr, reserve, clients)
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +606,8 @@ func benchRun(ctx context.Context, b *backend, strategy string, clients int, c C
 	if c.CPUProfile != "" {
 		health.profile = fmt.Sprintf("%s-%s-%s-%d-healthz.pprof", c.CPUProfile, b.name, strategy, clients)
 	}
-	hl, err := runLoad(ctx, tr, health, clients, c.Warmup, c.Duration)
+	r.phase(b, strategy, clients, "GET /healthz")
+	hl, err := r.load(ctx, tr, health, clients)
 	if err != nil {
 		return nil, err
 	}
@@ -514,13 +622,13 @@ func benchRun(ctx context.Context, b *backend, strategy string, clients int, c C
 		}
 	}
 
-	r := &Result{
+	res := &Result{
 		Backend:          b.name,
 		Strategy:         strategy,
 		Clients:          clients,
 		ReservePerSec:    rl.rate(),
-		P50Ms:            rl.hist.quantile(0.50).Seconds() * 1000,
-		P99Ms:            rl.hist.quantile(0.99).Seconds() * 1000,
+		P50Ms:            rl.p50.Seconds() * 1000,
+		P99Ms:            rl.p99.Seconds() * 1000,
 		Requests:         rl.measured,
 		Acknowledged:     rl.ok,
 		Errors:           rl.other + rl.failed,
@@ -528,40 +636,44 @@ func benchRun(ctx context.Context, b *backend, strategy string, clients int, c C
 		Failed:           rl.failed,
 		ErrorSample:      rl.sample,
 		HealthzPerSec:    hl.rate(),
-		HealthzP50Ms:     hl.hist.quantile(0.50).Seconds() * 1000,
-		HealthzP99Ms:     hl.hist.quantile(0.99).Seconds() * 1000,
+		HealthzP50Ms:     hl.p50.Seconds() * 1000,
+		HealthzP99Ms:     hl.p99.Seconds() * 1000,
 		HealthzErrors:    hl.other + hl.failed,
 		ReserveCPUMicros: rl.cpuPerRequest(),
 		HealthzCPUMicros: hl.cpuPerRequest(),
+		LoadCPUMicros:    rl.loadCPUPerRequest(),
+		Abandoned:        rl.abandoned,
 		Batches:          batches,
 		Stats:            *st,
 		Oversold:         max(0, rl.ok-st.Capacity),
 		Invariant:        "ok",
 	}
-	if r.HealthzPerSec > 0 {
-		r.VsHealthz = r.ReservePerSec / r.HealthzPerSec
+	if res.HealthzPerSec > 0 {
+		res.VsHealthz = res.ReservePerSec / res.HealthzPerSec
 	}
-	// A request that got no answer, or a 503 because its deadline passed
-	// while its commit was under way, may or may not have been committed,
-	// so it widens what held may be; with every request answered 201 or
-	// 4xx, held must equal what was acknowledged exactly.
+	// A request that got no answer, whose answer was never read, or a 503
+	// because its deadline passed while its commit was under way, may or
+	// may not have been committed, so it widens what held may be; with
+	// every request answered 201 or 4xx and read, held must equal what was
+	// acknowledged exactly.
 	var broken []string
 	if st.Capacity != st.Available+st.Held+st.Purchased {
 		broken = append(broken, fmt.Sprintf("capacity %d != available %d + held %d + purchased %d",
 			st.Capacity, st.Available, st.Held, st.Purchased))
 	}
-	if st.Held < rl.ok || st.Held > rl.ok+rl.failed+rl.status5xx {
-		broken = append(broken, fmt.Sprintf("held %d != %d acknowledged", st.Held, rl.ok))
+	if st.Held < rl.ok || st.Held > rl.ok+rl.failed+rl.status5xx+rl.abandoned {
+		broken = append(broken, fmt.Sprintf("held %d, but %d acknowledged and %d in doubt",
+			st.Held, rl.ok, rl.failed+rl.status5xx+rl.abandoned))
 	}
 	if len(broken) > 0 {
-		r.Invariant = strings.Join(broken, ", ")
+		res.Invariant = strings.Join(broken, ", ")
 	}
-	if (r.Errors5xx > 0 || r.Failed > 0) && r.ErrorSample != "" {
+	if (res.Errors5xx > 0 || res.Failed > 0) && res.ErrorSample != "" {
 		if first, _, _ := strings.Cut(logs.String(), "\n"); first != "" {
-			r.ErrorSample += "; server log: " + first
+			res.ErrorSample += "; server log: " + first
 		}
 	}
-	return r, nil
+	return res, nil
 }
 
 // benchCreateEvent creates the bench's event through the admin API.
@@ -690,29 +802,6 @@ func startProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
-}
-
-// processCPU returns the CPU time (user and system, all threads) this
-// process has used, from /proc where there is one, else 0.
-func processCPU() time.Duration {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold
-	// spaces: utime and stime are the 12th and 13th, in clock ticks of
-	// 1/100 s on Linux.
-	_, rest, ok := bytes.Cut(b, []byte(") "))
-	f := strings.Fields(string(rest))
-	if !ok || len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func randomHex(n int) string {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/ticketrush/ticketrush"
 )
 
 // testConfig keeps the runs short: the point is that every run is
@@ -23,19 +26,27 @@ func testConfig(t *testing.T) Config {
 		Strategies:    []string{"lock", "batch"},
 		Duration:      300 * time.Millisecond,
 		Warmup:        100 * time.Millisecond,
+		Load:          LoadGo,
 		Serve:         testServe,
 		Progress:      tWriter{t},
 	}
 }
 
-// TestRunSQLite runs both strategies on SQLite and reads the table.
+// TestRunSQLite runs both strategies on SQLite with the in-process
+// client and reads the table.
 func TestRunSQLite(t *testing.T) {
 	rep, err := Run(t.Context(), testConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rep.Load != LoadGo {
+		t.Errorf("load = %q, want go", rep.Load)
+	}
 	var out bytes.Buffer
 	rep.WriteMarkdown(&out)
+	if !strings.Contains(out.String(), "load generator: in-process Go clients") {
+		t.Errorf("the report does not say what drove the load:\n%s", &out)
+	}
 	rows := benchTableRows(t, out.String())
 	for _, strategy := range []string{"lock", "batch"} {
 		row := rows["sqlite/"+strategy]
@@ -52,7 +63,7 @@ func TestRunSQLite(t *testing.T) {
 	if got := rows["sqlite/batch"]["× lock"]; !strings.HasSuffix(got, "×") || got == "–" {
 		t.Errorf("batch × lock = %q, want a ratio", got)
 	}
-	if !strings.Contains(out.String(), "verified: nothing oversold") {
+	if !strings.Contains(out.String(), "verified after each run: nothing oversold") {
 		t.Errorf("no verdict in:\n%s", &out)
 	}
 }
@@ -117,6 +128,120 @@ func TestRunServers(t *testing.T) {
 	}
 	if len(rep.Scaling) != len(want)*2 {
 		t.Errorf("scaling = %+v, want one per backend and strategy", rep.Scaling)
+	}
+}
+
+// TestRunWrk runs the bench with wrk as the load generator, briefly: a
+// separate process loads a fresh server per run, with a fresh visitor per
+// request, and every run is verified.
+func TestRunWrk(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		if os.Getenv("TICKETRUSH_REQUIRE_WRK") == "1" {
+			t.Fatalf("wrk is not installed (%v), and TICKETRUSH_REQUIRE_WRK=1", err)
+		}
+		t.Skipf("wrk is not installed (%v); the test script installs it", err)
+	}
+	c := testConfig(t)
+	c.Load = LoadWrk
+	c.Clients = []int{16}
+	rep, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Load != LoadWrk || !strings.HasPrefix(rep.LoadDetail, "wrk ") {
+		t.Errorf("load = %q (%s), want wrk", rep.Load, rep.LoadDetail)
+	}
+	if !rep.OK {
+		t.Errorf("problems: %q", rep.Problems)
+	}
+	if len(rep.Runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(rep.Runs))
+	}
+	for _, r := range rep.Runs {
+		name := r.Backend + " " + r.Strategy
+		if r.ReservePerSec <= 0 || r.HealthzPerSec <= 0 || r.Requests <= 0 || r.P99Ms <= 0 {
+			t.Errorf("%s: nothing measured: %+v", name, r)
+		}
+		if r.Errors != 0 || r.Oversold != 0 || r.Invariant != "ok" {
+			t.Errorf("%s: errors %d (%s), oversold %d, invariant %q", name, r.Errors, r.ErrorSample, r.Oversold, r.Invariant)
+		}
+		// Every acknowledged reserve is held; at most one per connection
+		// per wrk process was granted without its answer being read.
+		if r.Stats.Held < r.Acknowledged || r.Stats.Held > r.Acknowledged+r.Abandoned || r.Abandoned != 2*16 {
+			t.Errorf("%s: held %d, acknowledged %d, abandoned %d", name, r.Stats.Held, r.Acknowledged, r.Abandoned)
+		}
+		// The server's CPU is its own, and wrk's is measured apart.
+		if r.ReserveCPUMicros <= 0 || r.LoadCPUMicros <= 0 {
+			t.Errorf("%s: server %.0f µs, wrk %.0f µs per reserve", name, r.ReserveCPUMicros, r.LoadCPUMicros)
+		}
+	}
+	var out bytes.Buffer
+	rep.WriteMarkdown(&out)
+	for _, want := range []string{"load generator: wrk", "server µs/reserve", "verified after each run"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, &out)
+		}
+	}
+}
+
+// TestWrkVisitorTokens checks that the script's tokens are UUIDs, as the
+// server requires, and fresh for every request.
+func TestWrkVisitorTokens(t *testing.T) {
+	p := tokenPrefix()
+	seen := map[string]bool{}
+	for id := range 3 {
+		for n := 1; n <= 3; n++ {
+			tok := fmt.Sprintf("%s%04x%08x", p, id, n) // as wrk.lua builds it
+			if _, err := ticketrush.ParseVisitorToken(tok); err != nil {
+				t.Fatalf("%q: %v", tok, err)
+			}
+			if seen[tok] {
+				t.Fatalf("%q twice", tok)
+			}
+			seen[tok] = true
+		}
+	}
+	if !bytes.Contains(wrkScript, []byte(`string.format("%s%04x%08x", prefix, id, n)`)) {
+		t.Error("wrk.lua no longer builds tokens as this test does")
+	}
+}
+
+// TestRunPlan checks that the bench says up front how long it will load
+// the servers, shows each phase, and keeps to what it said.
+func TestRunPlan(t *testing.T) {
+	c := testConfig(t)
+	var progress bytes.Buffer
+	c.Progress = &progress
+	start := time.Now()
+	if _, err := Run(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	out := progress.String()
+	t.Log(out)
+	// 1 backend × 1 client count × 2 strategies × 2 loads × (100ms + 300ms).
+	if got := LoadTime(c, 1); got != 1600*time.Millisecond {
+		t.Errorf("LoadTime = %v, want 1.6s", got)
+	}
+	for _, want := range []string{
+		"2 runs (1 backends × 1 client counts × 2 strategies), each 2 loads (reserve, /healthz) of 100ms warm-up + 300ms measured: about 1.6s in all",
+		"[1/2] sqlite lock, 8 clients: POST /api/reserve, 100ms warm-up + 300ms…",
+		"[1/2] sqlite lock, 8 clients: GET /healthz, 100ms warm-up + 300ms…",
+		"[2/2] sqlite batch, 8 clients: POST /api/reserve",
+		"[2/2] sqlite batch, 8 clients: GET /healthz",
+		"bench: done in ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q", want)
+		}
+	}
+	if plan := strings.Index(out, "about 1.6s"); plan < 0 || plan > strings.Index(out, "[1/2]") {
+		t.Error("the plan does not come before the first phase")
+	}
+	// The loads take what was announced; set-up comes on top but must not
+	// dwarf it (a slow shared machine gets ample slack).
+	if elapsed < 1600*time.Millisecond || elapsed > 1600*time.Millisecond+15*time.Second {
+		t.Errorf("ran %v, announced 1.6s of load", elapsed)
 	}
 }
 

@@ -37,24 +37,35 @@ const (
 	phaseStop
 )
 
-// loadResult sums the clients' counts.
+// loadResult is what one load measured, from either load generator.
 type loadResult struct {
-	elapsed  time.Duration // of the measured phase
-	cpu      time.Duration // this process's CPU time in the measured phase
-	measured int64         // answers completed while measuring
+	elapsed time.Duration // of the measured phase
+	// cpu is this process's CPU time in the measured phase: the server's,
+	// plus the clients' when they run in this process.
+	cpu time.Duration
+	// loadCPU is the load generator's own CPU time in the measured phase,
+	// when it runs in a process of its own; 0 otherwise.
+	loadCPU time.Duration
+	// measured counts the answers completed while measuring, measuredOK
+	// those with the wanted status: only they count towards the rate.
+	measured, measuredOK int64
 	// ok, other, status5xx and failed count the whole run, warm-up
 	// included: answers with the wanted status, other answers (5xx
 	// included), 5xx answers, and requests with no answer.
 	ok, other, status5xx, failed int64
-	sample                       string // the first unwanted answer
-	hist                         histogram
+	// abandoned bounds the requests the load generator gave up on when
+	// a phase ended, without reading their answers: the server may have
+	// decided them either way. 0 for the in-process client, which waits.
+	abandoned int64
+	sample    string // the first unwanted answer
+	p50, p99  time.Duration
 }
 
 func (r *loadResult) rate() float64 {
 	if r.elapsed <= 0 {
 		return 0
 	}
-	return float64(r.measured) / r.elapsed.Seconds()
+	return float64(r.measuredOK) / r.elapsed.Seconds()
 }
 
 func (r *loadResult) cpuPerRequest() float64 {
@@ -64,11 +75,18 @@ func (r *loadResult) cpuPerRequest() float64 {
 	return float64(r.cpu.Microseconds()) / float64(r.measured)
 }
 
+func (r *loadResult) loadCPUPerRequest() float64 {
+	if r.measured == 0 {
+		return 0
+	}
+	return float64(r.loadCPU.Microseconds()) / float64(r.measured)
+}
+
 // loadClient is one client's counts; each client writes only its own.
 type loadClient struct {
-	measured, ok, other, status5xx, failed int64
-	sample                                 string
-	hist                                   histogram
+	measured, measuredOK, ok, other, status5xx, failed int64
+	sample                                             string
+	hist                                               histogram
 }
 
 // runLoad drives clients concurrent clients at t for warmup, then measures
@@ -138,9 +156,11 @@ func runLoad(ctx context.Context, tr *http.Transport, t *loadTarget, clients int
 		return nil, err
 	}
 
-	r := &loadResult{elapsed: elapsed, cpu: cpu, hist: newHistogram()}
+	r := &loadResult{elapsed: elapsed, cpu: cpu}
+	hist := newHistogram()
 	for _, c := range cs {
 		r.measured += c.measured
+		r.measuredOK += c.measuredOK
 		r.ok += c.ok
 		r.other += c.other
 		r.status5xx += c.status5xx
@@ -148,8 +168,9 @@ func runLoad(ctx context.Context, tr *http.Transport, t *loadTarget, clients int
 		if r.sample == "" {
 			r.sample = c.sample
 		}
-		r.hist.add(&c.hist)
+		hist.add(&c.hist)
 	}
+	r.p50, r.p99 = hist.quantile(0.50), hist.quantile(0.99)
 	return r, nil
 }
 
@@ -218,6 +239,9 @@ func (c *loadClient) loop(tr *http.Transport, req *http.Request, t *loadTarget, 
 		}
 		if phase.Load() == phaseMeasure {
 			c.measured++
+			if resp.StatusCode == t.want {
+				c.measuredOK++
+			}
 			c.hist.record(elapsed)
 		}
 	}

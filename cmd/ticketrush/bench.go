@@ -18,19 +18,29 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--json]
+		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--json]
 
 Measures reserve throughput over real HTTP on loopback, for each backend it
 can reach (SQLite unless --sqlite=false, in a new directory under $TMPDIR
 with synchronous=FULL; PostgreSQL with --postgres, in a fresh database it
 drops afterwards; Redis with --redis, under a fresh key prefix it deletes
-afterwards) and each strategy. Each run starts a fresh in-process server, creates an event with
-ample stock, and drives a closed loop of concurrent clients, each reserving
-one ticket at a time with its own Visitor-Token; then the same load against
-GET /healthz on the same server. It then checks the event's stats: nothing
-oversold, capacity == available + held + purchased, and held == the tickets
-acknowledged. It exits with status 1 when any run oversold, broke that
-invariant, or got a 5xx.
+afterwards) and each strategy.
+
+Each run starts a fresh server (serve's own, rate limit off) in this
+process, creates an event with ample stock, and loads it from outside with
+wrk when it is installed (Debian: apt-get install wrk), else from
+goroutines in this process (--load picks; the report says which drove it).
+Every reserve is one ticket with a fresh Visitor-Token; only 2xx answers
+count. Then the same load hits GET /healthz on the same server. The report
+gives per backend and strategy: reserves/s, /healthz/s, their ratio, batch
+over lock, p50 and p99, and the server's CPU time per request.
+
+Before loading it prints how long the loads will take (runs x 2 loads x
+(warm-up + duration)) and then each phase as it starts. After each run it
+checks the event's stats: nothing oversold, capacity == available + held +
+purchased, and held == the tickets acknowledged (give or take the answers
+wrk never read when it stopped). It exits with status 1 when any run
+oversold, broke that invariant, or got a 5xx.
 
 Flags:
 `)
@@ -46,7 +56,10 @@ Flags:
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	fs.IntVar(&c.PostgresConns, "postgres-conns", bench.DefaultPostgresConns, "PostgreSQL connection pool of each bench server")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile (server and clients) of each measured load to PREFIX-BACKEND-STRATEGY-CLIENTS-{reserve,healthz}.pprof")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this process (the server, and the clients with --load go) during each measured load to PREFIX-BACKEND-STRATEGY-CLIENTS-{reserve,healthz}.pprof")
+	fs.StringVar(&c.Load, "load", bench.LoadAuto, "load generator: wrk (a separate process), go (goroutines in this process) or auto (wrk when installed, else go)")
+	fs.StringVar(&c.Wrk, "wrk", "wrk", "the wrk executable")
+	fs.IntVar(&c.WrkThreads, "wrk-threads", bench.DefaultWrkThreads, "wrk's threads")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +84,12 @@ Flags:
 		return errUsage
 	case c.PostgresConns < 1:
 		fmt.Fprintln(stderr, "--postgres-conns must be at least 1")
+		return errUsage
+	case c.Load != bench.LoadAuto && c.Load != bench.LoadWrk && c.Load != bench.LoadGo:
+		fmt.Fprintf(stderr, "--load %q: want auto, wrk or go\n", c.Load)
+		return errUsage
+	case c.WrkThreads < 1:
+		fmt.Fprintln(stderr, "--wrk-threads must be at least 1")
 		return errUsage
 	}
 

@@ -16,7 +16,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := run(t.Context(), args, benchNoEnv, &out, &errOut); err != nil {
 		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 	}
-	for _, want := range []string{"| sqlite  | lock ", "| sqlite  | batch", "verified: nothing oversold"} {
+	for _, want := range []string{"| sqlite  | lock ", "| sqlite  | batch", "verified after each run: nothing oversold"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in:\n%s", want, &out)
 		}
