@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,24 @@ func TestRunWrk(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in:\n%s", want, &out)
 		}
+	}
+}
+
+// TestPickLoad checks the choice of load generator: auto falls back to the
+// in-process client and says why, an explicit wrk without wrk fails.
+func TestPickLoad(t *testing.T) {
+	r := &runner{c: Config{Load: LoadAuto, Wrk: filepath.Join(t.TempDir(), "no-wrk")}}
+	kind, detail, err := r.pickLoad(t.TempDir())
+	if err != nil || kind != LoadGo || r.wrk != nil || !strings.Contains(detail, "wrk not found") {
+		t.Errorf("auto without wrk: %q, %q, %v", kind, detail, err)
+	}
+	r.c.Load = LoadWrk
+	if _, _, err := r.pickLoad(t.TempDir()); err == nil || !strings.Contains(err.Error(), "apt-get install wrk") {
+		t.Errorf("wrk without wrk: %v", err)
+	}
+	r.c.Load = "ab"
+	if _, _, err := r.pickLoad(t.TempDir()); err == nil {
+		t.Error("an unknown load generator was accepted")
 	}
 }
 
