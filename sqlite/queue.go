@@ -714,7 +714,8 @@ func admit(ctx context.Context, tx *sql.Tx, q *queue, w *ticketrush.WaitingRoom,
 	if err != nil {
 		return 0, err
 	}
-	since := time.Minute
+	// With no admission yet, the contract counts a second since the last.
+	since := time.Second
 	if last.Valid {
 		t, err := parseTime(last.String)
 		if err != nil {
