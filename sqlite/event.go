@@ -176,8 +176,8 @@ func (s *Store) createEvent(ctx context.Context, ne ticketrush.NewEvent, first b
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
