@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -288,11 +289,19 @@ func retryable(err error) bool {
 	return false
 }
 
+// deadlocks counts the deadlocks PostgreSQL reported to this process, for
+// tests: the lock order is meant to make it stay zero.
+var deadlocks atomic.Int64
+
 // retry runs fn until it succeeds, fails for a reason retrying cannot fix,
 // or has been tried maxAttempts times.
 func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "40P01" {
+			deadlocks.Add(1)
+		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}
