@@ -308,3 +308,76 @@ func TestLeftoverAbortsAreUnavailable(t *testing.T) {
 
 // pgconnError builds a server error with a given SQLSTATE.
 func pgconnError(code string) *pgconn.PgError { return &pgconn.PgError{Code: code} }
+
+// TestLockStrategySaturated: with the lock strategy, one event whose row
+// is held (a rush on a slow transaction) neither starves readiness checks,
+// other events and purchases of connections, nor leaves backends queued on
+// its row after the requests that sent them have timed out.
+func TestLockStrategySaturated(t *testing.T) {
+	t.Parallel()
+	s, url := openInternal(t, nil, Options{MaxConns: 4})
+	ctx := context.Background()
+	var limits [2]string
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").Scan(&limits[0], &limits[1]); err != nil {
+		t.Fatal(err)
+	}
+	if limits != [2]string{"30s", "5s"} {
+		t.Fatalf("statement_timeout, lock_timeout = %v, want server-side limits", limits)
+	}
+	hot, err := s.CreateEvent(ctx, ticketrush.NewEvent{Name: "Hot", TicketQuantity: 1000, HoldSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.CreateEvent(ctx, ticketrush.NewEvent{Name: "Other", TicketQuantity: 1000, HoldSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdEventRow(t, url, hot.ID)
+
+	rushCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }() // before the row is freed, on failure too
+	for range 32 {
+		wg.Go(func() {
+			for rushCtx.Err() == nil {
+				rctx, cancel := context.WithTimeout(rushCtx, 300*time.Millisecond)
+				_, err := s.Reserve(rctx, ticketrush.ReserveRequest{EventID: hot.ID, Amount: 1, VisitorToken: uuid.NewString()})
+				cancel()
+				if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
+					t.Errorf("reserve of the held event: %v (code %s), want unavailable", err, code)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := range 15 {
+		start := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		err := s.Ping(pctx)
+		if err == nil {
+			var r *ticketrush.Reservation
+			r, err = s.Reserve(pctx, ticketrush.ReserveRequest{EventID: other.ID, Amount: 1, VisitorToken: uuid.NewString()})
+			if err == nil {
+				_, err = s.Purchase(pctx, r.ID, r.UserUID)
+			}
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d, %v into the rush: ping, reserve and purchase elsewhere: %v", i, time.Since(start), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	// The timed-out reserves were cancelled on the server too: none still
+	// waits for the row.
+	deadline := time.Now().Add(2 * time.Second)
+	for lockWaiters(t, s) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends still queued on the event row after their requests timed out", lockWaiters(t, s))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
+}
