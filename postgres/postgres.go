@@ -229,13 +229,15 @@ func (e *inDoubtError) Error() string { return "outcome unknown: " + e.err.Error
 func (e *inDoubtError) Unwrap() error { return e.err }
 
 // afterCommitSent classifies an error of a round trip that carried a
-// COMMIT. An answer from the server (a PgError) means the transaction
-// failed and was rolled back; an error pgconn says happened before anything
-// was sent leaves nothing applied; any other error (a deadline, a cut
-// connection) leaves the outcome unknown.
+// COMMIT on a connection that was open when it began. An answer from the
+// server (a PgError) means the transaction failed and was rolled back; any
+// other error (a deadline, a cut connection) leaves the outcome unknown.
+// pgconn's own "safe to retry" mark is no guide here: once a read has
+// failed it reports the connection closed, and marks that safe, although
+// the COMMIT had gone out.
 func afterCommitSent(err error) error {
 	var pe *pgconn.PgError
-	if err == nil || errors.As(err, &pe) || pgconn.SafeToRetry(err) {
+	if err == nil || errors.As(err, &pe) {
 		return err
 	}
 	var de *ticketrush.Error
