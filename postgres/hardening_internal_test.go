@@ -337,10 +337,10 @@ func TestLockStrategySaturated(t *testing.T) {
 	rushCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }() // before the row is freed, on failure too
-	for range 32 {
+	for range 16 {
 		wg.Go(func() {
 			for rushCtx.Err() == nil {
-				rctx, cancel := context.WithTimeout(rushCtx, 300*time.Millisecond)
+				rctx, cancel := context.WithTimeout(rushCtx, 2*time.Second)
 				_, err := s.Reserve(rctx, ticketrush.ReserveRequest{EventID: hot.ID, Amount: 1, VisitorToken: uuid.NewString()})
 				cancel()
 				if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
@@ -353,7 +353,7 @@ func TestLockStrategySaturated(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for i := range 15 {
 		start := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		err := s.Ping(pctx)
 		if err == nil {
 			var r *ticketrush.Reservation
@@ -364,14 +364,27 @@ func TestLockStrategySaturated(t *testing.T) {
 		}
 		cancel()
 		if err != nil {
-			t.Fatalf("round %d, %v into the rush: ping, reserve and purchase elsewhere: %v", i, time.Since(start), err)
+			t.Fatalf("round %d, %v: ping, reserve and purchase elsewhere: %v", i, time.Since(start), err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
 	wg.Wait()
-	// The timed-out reserves were cancelled on the server too: none still
-	// waits for the row.
+	// A reserve that times out on the row is cancelled on the server and
+	// its connection kept: timeouts open no replacement connections.
+	opened := s.pool.Stat().NewConnsCount()
+	for range 8 {
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := s.Reserve(rctx, ticketrush.ReserveRequest{EventID: hot.ID, Amount: 1, VisitorToken: uuid.NewString()})
+		cancel()
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
+			t.Fatalf("reserve of the held event: %v, want unavailable", err)
+		}
+	}
+	if n := s.pool.Stat().NewConnsCount() - opened; n > 0 {
+		t.Errorf("8 timed-out reserves opened %d new connections", n)
+	}
+	// None still waits for the row.
 	deadline := time.Now().Add(2 * time.Second)
 	for lockWaiters(t, s) > 0 {
 		if time.Now().After(deadline) {

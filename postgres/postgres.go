@@ -375,3 +375,13 @@ func scanReservation(row pgx.Row) (*ticketrush.Reservation, error) {
 	r.UpdatedAt = r.UpdatedAt.UTC()
 	return &r, nil
 }
+
+// rollbackTx ends tx if it is still open. It does not use the request's
+// context: when that has ended (the usual reason to roll back), a rollback
+// under it would fail at once and the pool would close a connection that a
+// server-side cancel had left fit for use.
+func rollbackTx(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}

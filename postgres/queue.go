@@ -152,14 +152,16 @@ func scanEntry(eventID int64, now time.Time, row pgx.Row) (*entry, error) {
 	return &en, nil
 }
 
-// admissionLive reports whether an admitted entry still counts: its pass
-// is unused and unexpired, or the hold made with it is reserved and
-// unexpired. The SQL of the expiry step and the active count says the same.
+// admissionLive reports whether an admitted entry still reads admitted:
+// its pass is unused and unexpired, or the hold made with it is reserved
+// and unexpired (active), or was bought (done). The SQL of the expiry step
+// says the same; the active count leaves out the bought.
 func admissionLive(e *ticketrush.QueueEntry, now time.Time, holdStatus string, holdEnds *time.Time) bool {
 	if e.ReservationID == 0 {
 		return e.PassExpiresAt != nil && e.PassExpiresAt.After(now)
 	}
-	return holdStatus == ticketrush.StatusReserved && holdEnds != nil && holdEnds.After(now)
+	return holdStatus == ticketrush.StatusPurchased ||
+		holdStatus == ticketrush.StatusReserved && holdEnds != nil && holdEnds.After(now)
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -527,14 +529,15 @@ WITH todo AS (
 UPDATE queue_entries q SET state = 'waiting', position = $3 + todo.n
 FROM todo WHERE q.id = todo.id`
 
-	// expireAdmitted marks expired the admitted entries that no longer
-	// count (see admissionLive).
+	// expireAdmitted marks expired the admitted entries whose pass ran
+	// out unused or whose hold ended unbought (see admissionLive).
 	expireAdmitted = `
 WITH due AS (
 	SELECT q.id FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
 	WHERE q.event_id = $1 AND q.state = 'admitted' AND NOT (
 		(q.reservation_id IS NULL AND q.pass_expires_at > $2)
-		OR (r.status = 'reserved' AND r.expires_at > $2))
+		OR (r.status = 'reserved' AND r.expires_at > $2)
+		OR r.status = 'purchased')
 	LIMIT $3
 )
 UPDATE queue_entries q SET state = 'expired' FROM due WHERE q.id = due.id`
@@ -580,7 +583,7 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	defer rollbackTx(tx)
 
 	var q queueRow
 	err = tx.QueryRow(ctx, lockQueue, eventID).Scan(&q.closed, &q.size, &q.tail)
@@ -660,7 +663,9 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 		if err != nil {
 			return nil, err
 		}
-		since := time.Minute
+		// With no admission yet the contract counts a second since the
+		// last, so a room's first step admits a second's share.
+		since := time.Second
 		if f.last != nil {
 			since = now.Sub(*f.last)
 		}
