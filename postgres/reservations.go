@@ -62,7 +62,11 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 	// Each pass either settles the hold or sees it change under it; a hold
 	// changes state at most twice, so three passes always settle.
 	for range 3 {
-		res, err := scanReservation(s.pool.QueryRow(ctx, purchase, id, visitor, now))
+		var res *ticketrush.Reservation
+		err := s.writeRow(ctx, func(row pgx.Row) (err error) {
+			res, err = scanReservation(row)
+			return err
+		}, purchase, id, visitor, now)
 		if err == nil {
 			return res, nil
 		}
@@ -83,8 +87,7 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 		}
 		if !res.ExpiresAt.After(now) {
 			err := retry(ctx, func() error {
-				_, err := s.pool.Exec(ctx, expireOne, id, visitor, now)
-				return err
+				return s.writeRow(ctx, nil, expireOne, id, visitor, now)
 			})
 			if err != nil {
 				return nil, err
@@ -124,9 +127,11 @@ func (s *Store) cancel(ctx context.Context, id int64, visitor string) (*ticketru
 	now := s.now()
 	for range 3 {
 		var res *ticketrush.Reservation
-		err := retry(ctx, func() (err error) {
-			res, err = scanReservation(s.pool.QueryRow(ctx, cancel, id, visitor, now))
-			return err
+		err := retry(ctx, func() error {
+			return s.writeRow(ctx, func(row pgx.Row) (err error) {
+				res, err = scanReservation(row)
+				return err
+			}, cancel, id, visitor, now)
 		})
 		switch {
 		case err == nil && res.Status == ticketrush.StatusExpired:
@@ -150,6 +155,32 @@ func (s *Store) cancel(ctx context.Context, id int64, visitor string) (*ticketru
 		}
 	}
 	return nil, fmt.Errorf("reservation %d kept changing", id)
+}
+
+// writeRow runs one write statement in its own transaction and hands its
+// row to scan (nil for a statement that returns none). A failure to get a
+// connection sent nothing; a failure after the statement went out without
+// an answer from the server leaves it in doubt (see afterCommitSent).
+func (s *Store) writeRow(ctx context.Context, scan func(pgx.Row) error, sql string, args ...any) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := ctx.Err(); err != nil {
+		return err // pgx would send nothing
+	}
+	if scan == nil {
+		_, err = conn.Exec(ctx, sql, args...)
+	} else {
+		err = scan(conn.QueryRow(ctx, sql, args...))
+	}
+	if err == nil || errors.Is(err, pgx.ErrNoRows) || !conn.Conn().IsClosed() {
+		// Done, or answered: the connection still works, so the server
+		// replied (a refusal, a cancel) or Go failed to read a row.
+		return err
+	}
+	return afterCommitSent(err)
 }
 
 func errExpired() error {
