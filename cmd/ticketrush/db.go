@@ -97,8 +97,9 @@ const (
 )
 
 // firstEventCreator is a store that can create an event only when it has
-// none, atomically, so several nodes starting on one empty database seed
-// the demo event once.
+// none, atomically (CreateFirstEvent returns nil when there was one), so
+// several nodes starting at once on one empty database seed the demo event
+// once.
 type firstEventCreator interface {
 	CreateFirstEvent(ctx context.Context, e ticketrush.NewEvent) (*ticketrush.Event, error)
 }
