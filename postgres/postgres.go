@@ -9,8 +9,9 @@
 // each other in a cycle: a reserve locks the event row, then touches
 // expired reservation rows only with SKIP LOCKED, then inserts its
 // reservations sorted by visitor and Idempotency-Key (one global order for
-// the unique index's entries); cancel and purchase lock a reservation row,
-// then its event row; the sweeper locks event rows in id order, then
+// the unique index's entries); cancel, and purchase of an expired hold,
+// lock the event row, then the reservation row; the sweeper locks event
+// rows in id order, then
 // reservation rows with SKIP LOCKED, so it never holds a hold a reserve
 // would skip while it waits for a hot event. The waiting room locks an
 // event's queue row before its entries. Deadlock and serialization failures

@@ -37,12 +37,27 @@ UPDATE reservations SET status = 'purchased', updated_at = $3
 WHERE id = $1 AND user_uid = $2 AND status = 'reserved' AND expires_at > $3
 RETURNING ` + reservationColumns
 
+// lockHoldEvent locks the event row of hold $1 (of visitor $2). The
+// statements that release a hold and restock its event reference it in
+// their WHERE, so PostgreSQL takes the event row before the hold's row:
+// the order a reserve takes them in. A hold row locked first, while its
+// transaction queued for a hot event row, would be skipped by the reserves
+// ahead (SKIP LOCKED), which would answer sold out with it releasable. If
+// a reserve releases the hold meanwhile, the UPDATE re-reads the row after
+// the wait and finds it no longer reserved.
+const lockHoldEvent = `
+	SELECT id FROM events
+	WHERE id = (SELECT event_id FROM reservations WHERE id = $1 AND user_uid = $2)
+	FOR UPDATE`
+
 // expireOne releases one expired hold and gives its tickets back, in one
-// statement that locks the reservation row before the event row.
+// statement that locks the event row, then the reservation row.
 const expireOne = `
-WITH released AS (
+WITH ev AS (` + lockHoldEvent + `
+), released AS (
 	UPDATE reservations SET status = 'expired', updated_at = $3
 	WHERE id = $1 AND user_uid = $2 AND status = 'reserved' AND expires_at <= $3
+		AND event_id = (SELECT id FROM ev)
 	RETURNING event_id, amount
 )
 UPDATE events SET ticket_quantity = events.ticket_quantity + released.amount, updated_at = $3
@@ -100,13 +115,15 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 }
 
 // cancel releases a hold and gives its tickets back in one statement that
-// locks the reservation row before the event row. A hold already past its
+// locks the event row, then the reservation row. A hold already past its
 // expiry is released as expired rather than cancelled.
 const cancel = `
-WITH released AS (
+WITH ev AS (` + lockHoldEvent + `
+), released AS (
 	UPDATE reservations
 	SET status = CASE WHEN expires_at > $3 THEN 'cancelled' ELSE 'expired' END, updated_at = $3
 	WHERE id = $1 AND user_uid = $2 AND status = 'reserved'
+		AND event_id = (SELECT id FROM ev)
 	RETURNING ` + returningColumns + `
 ), restocked AS (
 	UPDATE events SET ticket_quantity = events.ticket_quantity + released.amount, updated_at = $3
