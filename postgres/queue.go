@@ -32,8 +32,10 @@ INSERT INTO queues (event_id) VALUES ($1)
 ON CONFLICT (event_id) DO UPDATE SET prequeue_closed = false, prequeue_size = 0,
 	tail = 0, serving = 0, admitted = 0, last_admitted_at = NULL`
 
-	// ensureQueue creates the queue row of an event that predates it.
-	ensureQueue = `INSERT INTO queues (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING`
+	// ensureQueue creates the queue row of an event that lacks one (every
+	// event gets one when created; this keeps a step safe regardless).
+	ensureQueue = `INSERT INTO queues (event_id) SELECT id FROM events WHERE id = $1
+ON CONFLICT (event_id) DO NOTHING`
 
 	hasReservations = `SELECT EXISTS (SELECT 1 FROM reservations WHERE event_id = $1)`
 	deleteEvent     = `DELETE FROM events WHERE id = $1`
@@ -269,6 +271,7 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(selectEvent, eventID)
+	b.Queue(ensureQueue, eventID)
 	b.Queue(lockQueue, eventID)
 	b.Queue(countPrequeue, eventID)
 	b.Queue(latestEntries, eventID, visitors)
@@ -287,6 +290,9 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 		if errors.Is(err, pgx.ErrNoRows) {
 			e = nil
 		} else if err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
 		err = br.QueryRow().Scan(&q.closed, &q.size, &q.tail)
@@ -586,6 +592,9 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 	defer rollbackTx(tx)
 
 	var q queueRow
+	if _, err := tx.Exec(ctx, ensureQueue, eventID); err != nil {
+		return nil, err
+	}
 	err = tx.QueryRow(ctx, lockQueue, eventID).Scan(&q.closed, &q.size, &q.tail)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
