@@ -9,6 +9,9 @@ import (
 	"github.com/google/uuid"
 )
 
+// The tests below turn the rate limit off: the cut must fall on the
+// request's own statement, not on a limiter's.
+
 // TestInDoubtCommit cuts the connection between PostgreSQL's COMMIT and
 // its answer while a reserve commits, for each strategy. The reservation
 // exists, so the answer must not be "unavailable" (which promises nothing
@@ -20,7 +23,7 @@ func TestInDoubtCommit(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			db, hostport := postgresBackend.newDB(t)
 			p := startProxy(t, hostport)
-			srv := startServe(t, withHost(t, db, p.Addr()), "--strategy", strategy, "--sweep-interval", "1h")
+			srv := startServe(t, withHost(t, db, p.Addr()), "--strategy", strategy, "--sweep-interval", "1h", "--rate-limit", "0")
 			c := newClient(t, srv.URL, 4, 10*time.Second)
 			ev := c.createEvent(t, "In doubt "+strategy, 10)
 
@@ -70,7 +73,7 @@ func TestInDoubtCommit(t *testing.T) {
 func TestInDoubtPurchase(t *testing.T) {
 	db, hostport := postgresBackend.newDB(t)
 	p := startProxy(t, hostport)
-	srv := startServe(t, withHost(t, db, p.Addr()), "--sweep-interval", "1h")
+	srv := startServe(t, withHost(t, db, p.Addr()), "--sweep-interval", "1h", "--rate-limit", "0")
 	c := newClient(t, srv.URL, 4, 10*time.Second)
 	ev := c.createEvent(t, "In doubt purchase", 10)
 	h := visitor(uuid.NewString())

@@ -19,7 +19,7 @@ import (
 // connection pool. Once the row is free the event sells again.
 func TestLockSaturation(t *testing.T) {
 	db, _ := postgresBackend.newDB(t)
-	srv := startServe(t, db, "--strategy", "lock", "--sweep-interval", "1h")
+	srv := startServe(t, db, "--strategy", "lock", "--sweep-interval", "1h", "--rate-limit", "0")
 	c := newClient(t, srv.URL, 96, 10*time.Second)
 	hot := c.createEvent(t, "Hot", 1_000_000)
 	other := c.createEvent(t, "Other", 1_000)
