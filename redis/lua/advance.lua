@@ -88,7 +88,8 @@ if not ev.paused and q.closed == 1 and q.done == 1 and ev.tq > 0 and q.tail > q.
   redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', int(now - 60 * US))
   local last_min = redis.call('ZCOUNT', KEYS[12], '(' .. int(now - 60 * US), '+inf')
   local active = redis.call('ZCOUNT', KEYS[11], '(' .. int(now), '+inf')
-  local since = 60 * US
+  -- The time since the latest admission, a second when there was none.
+  local since = US
   if q.last > 0 then
     since = now - q.last
   end
