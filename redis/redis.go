@@ -403,7 +403,15 @@ func lostReply(err error) bool {
 type sentKey struct{}
 
 // sentFlag records, for one write, whether some attempt lost its reply.
-type sentFlag struct{ lost atomic.Bool }
+// depth and setupFailed tell the command itself from the commands that set
+// up a new connection for it (HELLO, SELECT…), which go-redis runs through
+// the same hooks, nested, with the same context: a connection whose set-up
+// failed never carried the command.
+type sentFlag struct {
+	lost        atomic.Bool
+	depth       atomic.Int32
+	setupFailed atomic.Bool
+}
 
 // writing returns ctx marked so that the hook records lost replies of the
 // commands sent with it.
@@ -420,18 +428,42 @@ func (lostReplyHook) DialHook(next goredis.DialHook) goredis.DialHook { return n
 
 func (lostReplyHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		err := next(ctx, cmd)
-		if err != nil && lostReply(err) {
-			if f, ok := ctx.Value(sentKey{}).(*sentFlag); ok {
-				f.lost.Store(true)
+		f, ok := ctx.Value(sentKey{}).(*sentFlag)
+		if !ok {
+			return next(ctx, cmd)
+		}
+		defer f.depth.Add(-1)
+		if f.depth.Add(1) > 1 {
+			err := next(ctx, cmd)
+			if brokenConn(err) {
+				f.setupFailed.Store(true)
 			}
+			return err
+		}
+		f.setupFailed.Store(false)
+		err := next(ctx, cmd)
+		if err != nil && lostReply(err) && !f.setupFailed.Load() {
+			f.lost.Store(true)
 		}
 		return err
 	}
 }
 
 func (lostReplyHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		if f, ok := ctx.Value(sentKey{}).(*sentFlag); ok && f.depth.Load() > 0 && brokenConn(err) {
+			f.setupFailed.Store(true)
+		}
+		return err
+	}
+}
+
+// brokenConn reports whether err broke the connection (rather than being
+// Redis' answer).
+func brokenConn(err error) bool {
+	var ne net.Error
+	return err != nil && (errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
 // transient lists the replies of a Redis that works but cannot serve this
