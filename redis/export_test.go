@@ -7,3 +7,6 @@ func (s *Store) AddHook(h goredis.Hook) { s.rdb.AddHook(h) }
 
 // ReleaseChunk is the most expired holds one script call releases.
 const ReleaseChunk = releaseChunk
+
+// Prefix returns the store's key prefix.
+func (s *Store) Prefix() string { return s.prefix }
