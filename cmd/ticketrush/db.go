@@ -99,6 +99,14 @@ const (
 // seedDemo creates the original's demo event when the database has no
 // events, so a fresh install can sell a ticket at once.
 func seedDemo(ctx context.Context, s ticketrush.Store, hold time.Duration) (*ticketrush.Event, error) {
+	demo := ticketrush.NewEvent{
+		Name:           demoName,
+		TicketQuantity: demoTickets,
+		HoldSeconds:    int64(hold / time.Second),
+	}
+	if fs, ok := s.(firstEventCreator); ok {
+		return fs.CreateEventIfNone(ctx, demo)
+	}
 	events, err := s.Events(ctx)
 	if err != nil {
 		return nil, err
@@ -106,11 +114,15 @@ func seedDemo(ctx context.Context, s ticketrush.Store, hold time.Duration) (*tic
 	if len(events) > 0 {
 		return nil, nil
 	}
-	return s.CreateEvent(ctx, ticketrush.NewEvent{
-		Name:           demoName,
-		TicketQuantity: demoTickets,
-		HoldSeconds:    int64(hold / time.Second),
-	})
+	return s.CreateEvent(ctx, demo)
+}
+
+// firstEventCreator is a store that creates an event only while it has
+// none, in one atomic step, so that several nodes starting on one empty
+// database seed the demo event once. It returns nil, nil when an event
+// exists.
+type firstEventCreator interface {
+	CreateEventIfNone(ctx context.Context, e ticketrush.NewEvent) (*ticketrush.Event, error)
 }
 
 // envDuration reads a duration default from the environment.
