@@ -83,6 +83,31 @@ local function remember(answer)
   return answer
 end
 
+-- Reserve answers are kept short in run records: a granted request as its
+-- reservation number alone, read back on a repeat (the reservation as it
+-- is then), so a busy event's records stay small.
+local function remember_reserves(answers)
+  local short = {}
+  for i, a in ipairs(answers) do
+    short[i] = string.match(a, '^(%d+) ') or a
+  end
+  redis.call('SET', KEYS[13], cjson.encode(short), 'EX', RUN_TTL)
+  return answers
+end
+
+local function ran_reserves()
+  local short = ran()
+  if not short then
+    return nil
+  end
+  for i, a in ipairs(short) do
+    if string.match(a, '^%d+$') then
+      short[i] = a .. ' ' .. redis.call('HGET', KEYS[2], a)
+    end
+  end
+  return short
+end
+
 local function decode(s)
   local st, a, v, x, c, u, k = string.match(s, '^(%a+) (%d+) (%S+) (%d+) (%d+) (%d+) (%S*)$')
   return {status = st, amount = tonumber(a), visitor = v, expires = tonumber(x),
@@ -300,9 +325,9 @@ local function check_admission(ev, visitor, admission, now)
 end
 
 -- reserve_one decides one request as the SQL backends' Reserve does, in the
--- same order: idempotency key, release of expired holds if stock is short,
--- then ticketrush.Decide's and CheckAdmission's rules (sale closed, sale
--- start, admission, order limit, visitor limit, stock). It returns the
+-- same order: idempotency key, then ticketrush.Decide's and
+-- CheckAdmission's rules (sale closed, sale start, admission, order limit,
+-- visitor limit, stock), releasing expired holds if the stock is short. It returns the
 -- reservation as "number record", or "!code" (with an argument after a
 -- space for the limits), or '!more' when expired holds must be released in
 -- another call first.
@@ -331,9 +356,6 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
     end
   end
 
-  if ev.tq < amount and release_needed(ev, now, amount) then
-    return '!more'
-  end
   if ev.closed then
     return '!sale_closed'
   end
@@ -349,6 +371,11 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   end
   if ev.mpv > 0 and visitor_held(visitor, now) + amount > ev.mpv then
     return '!visitor_limit_exceeded ' .. int(ev.mpv)
+  end
+  -- Only the stock depends on expired holds: release them last, and only
+  -- when releasing every hold could cover the request.
+  if ev.tq < amount and amount <= ev.tq + ev.held and release_needed(ev, now, amount) then
+    return '!more'
   end
   if ev.tq < amount then
     return '!not_enough_tickets'

@@ -6,15 +6,15 @@
 -- Returns "number record", "!code", or '!more' (call again: expired holds
 -- are left to release).
 local now = clock(ARGV[1])
-local prev = ran()
+local prev = ran_reserves()
 if prev then
-  return prev
+  return prev[1]
 end
 local ev = load_event()
 if not ev then
-  return remember('!event_not_found')
+  return remember_reserves({'!event_not_found'})[1]
 end
 local out = reserve_one(ev, tonumber(ARGV[2]), now, ARGV[3], ARGV[4], ARGV[5], KEYS[NK + 1], ARGV[6],
   ARGV[7], ARGV[8])
 save_event(ev, now)
-return remember(out)
+return remember_reserves({out})[1]

@@ -14,7 +14,7 @@
 -- answer is '!more' and the list ends there: the caller sends the rest
 -- again in a new call.
 local now = clock(ARGV[1])
-local prev = ran()
+local prev = ran_reserves()
 if prev then
   return prev
 end
@@ -26,7 +26,7 @@ if not ev then
   for i = 1, count do
     out[i] = '!event_not_found'
   end
-  return remember(out)
+  return remember_reserves(out)
 end
 for i = 1, count do
   local a = 3 + (i - 1) * 6
@@ -37,4 +37,4 @@ for i = 1, count do
   end
 end
 save_event(ev, now)
-return remember(out)
+return remember_reserves(out)
