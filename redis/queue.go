@@ -129,9 +129,9 @@ const shuffleSlack = 2 * time.Second
 // script at a time and each step reads the state the last one left.
 //
 // The shuffle's keys are drawn here, from crypto/rand, at the time of the
-// call, and passed to the script: Lua's math.random is seeded the same way
-// on every call (replication needs scripts to be deterministic), so it
-// would give the same order every time. The script gives each pre-queue
+// call, and passed to the script: Lua's math.random is not a cryptographic
+// source (a bot that learns its state could predict the order), and Redis
+// before 7 seeded it the same way for every script call. The script gives each pre-queue
 // entry one key, then positions in key order. Keys are drawn only when the
 // pre-queue waits for its shuffle, at most ticketrush.QueueChunk a call.
 func (s *Store) AdvanceQueue(ctx context.Context, eventID int64) (*ticketrush.QueueAdvance, error) {
