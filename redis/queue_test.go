@@ -115,3 +115,27 @@ func TestShuffleKeysAreFresh(t *testing.T) {
 		t.Errorf("two pre-queues got the same order of join: %v", perms[0])
 	}
 }
+
+// TestRunRecordsExpire: the answer a write script keeps for a re-sent call
+// lives under its event's tag and expires within two minutes.
+func TestRunRecordsExpire(t *testing.T) {
+	s, _, prefix := testStore(t)
+	ev, err := s.CreateEvent(t.Context(), ticketrush.NewEvent{Name: "x", TicketQuantity: 10, HoldSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(t.Context(), ticketrush.ReserveRequest{EventID: ev.ID, Amount: 1, VisitorToken: uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := goredis.ParseURL(serverURL(t))
+	c := goredis.NewClient(o)
+	defer c.Close()
+	keys, err := c.Keys(t.Context(), prefix+":{e:*}:run:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("run records %v, %v; want the reserve's one", keys, err)
+	}
+	ttl, err := c.TTL(t.Context(), keys[0]).Result()
+	if err != nil || ttl <= 0 || ttl > 2*time.Minute {
+		t.Errorf("run record TTL %v, %v; want at most 2 minutes", ttl, err)
+	}
+}
