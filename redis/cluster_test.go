@@ -237,6 +237,10 @@ func TestCluster(t *testing.T) {
 		resentScripts(t, addrs)
 	})
 
+	t.Run("RunRecords", func(t *testing.T) {
+		runRecords(t, addrs)
+	})
+
 	t.Run("SlotMigration", func(t *testing.T) {
 		slotMigration(t, addrs)
 	})

@@ -32,7 +32,8 @@
 //	tr:{e:42}:qactive    sorted set: admitted visitors not yet done, scored
 //	                     by when they stop being active
 //	tr:{e:42}:qstamps    sorted set: admission stamps of the last 60 s
-//	tr:{e:42}:run:ID     a write script's answer, kept 120 s (see below)
+//	tr:{e:42}:run:ID:TTL a write script's answer, kept TTL s (Cluster only;
+//	                     see below)
 //	tr:{e:42}:idem       hash: "visitor key" -> reservation id (Cluster only)
 //	tr:{v:UUID}:idem     hash: Idempotency-Key -> reservation id (one primary)
 //	tr:{v:UUID}:claims   hash: Idempotency-Key -> event id (Cluster only)
@@ -109,7 +110,9 @@
 // must stay on); so every write script that would answer differently the
 // second time (reserve, reserve_batch, purchase, join, advance,
 // delete_event) first looks for a run record under its call's run id and
-// returns the first run's answer, and records its own answer for 120 s.
+// returns the first run's answer, and records its own answer for 30 s more
+// than the call's deadline leaves (no attempt can start after it). A
+// single Redis keeps no run records.
 // create_event answers from the event hash its id names, claim from the
 // claim's run id; cancel, release_expired and update_event are harmless to
 // repeat.

@@ -192,7 +192,7 @@ func (s *Store) DeleteEvent(ctx context.Context, id int64) error {
 		return errEventNotFound()
 	}
 	ctx = writing(ctx)
-	answer, err := deleteEventScript.Run(ctx, s.rdb, s.eventKeys(id, newRun(), 0)).Text()
+	answer, err := deleteEventScript.Run(ctx, s.rdb, s.eventKeys(id, s.newRun(ctx), 0)).Text()
 	if err != nil {
 		return s.failWrite(ctx, err)
 	}

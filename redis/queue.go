@@ -56,7 +56,7 @@ func (s *Store) JoinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 	}
 	args[1] = len(todo)
 	ctx = writing(ctx)
-	answers, err := joinScript.Run(ctx, s.rdb, s.eventKeys(eventID, newRun(), 0), args...).StringSlice()
+	answers, err := joinScript.Run(ctx, s.rdb, s.eventKeys(eventID, s.newRun(ctx), 0), args...).StringSlice()
 	if err != nil {
 		return nil, s.failWrite(ctx, err)
 	}
@@ -138,7 +138,7 @@ func (s *Store) AdvanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 	if eventID < 1 || eventID > maxEvent {
 		return nil, errEventNotFound()
 	}
-	keys := s.eventKeys(eventID, newRun(), 0)
+	keys := s.eventKeys(eventID, s.newRun(ctx), 0)
 	var sale, closed *goredis.StringCmd
 	var pre *goredis.IntCmd
 	var now *goredis.TimeCmd

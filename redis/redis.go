@@ -290,11 +290,30 @@ func (s *Store) eventKeys(id int64, run string, extra int) []string {
 		b+":run:"+run)
 }
 
-// newRun returns a fresh run id: the name of one call's run record, which
-// the script writes with its answer so that the same call sent again (the
-// Cluster client does after a lost reply) answers as the first run did
-// instead of running twice.
-func newRun() string {
+// newRun names one call's run record: the script writes its answer there
+// so that the same call sent again answers as the first run did instead of
+// running twice. Only the Cluster client sends a call again (after a lost
+// reply, in the loop that follows MOVED and ASK); on a single Redis nothing
+// does, so there it returns "" and the scripts keep no record. The name
+// carries how long the record lives: past the context's deadline no
+// attempt of this call can start, and runSlack covers one that started just
+// before it.
+func (s *Store) newRun(ctx context.Context) string {
+	if !s.cluster {
+		return ""
+	}
+	ttl := runSlack
+	if d, ok := ctx.Deadline(); ok {
+		ttl = min(max(time.Until(d)+runSlack, runSlack), time.Hour)
+	}
+	return runID() + ":" + strconv.FormatInt(int64(ttl/time.Second), 10)
+}
+
+// runSlack is the least time a run record is kept.
+const runSlack = 30 * time.Second
+
+// runID returns 24 random hex digits.
+func runID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])

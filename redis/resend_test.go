@@ -214,6 +214,48 @@ func resentScripts(t *testing.T, addrs []string) {
 	}
 }
 
+// runRecords: on a cluster a write keeps its answer for 30 s past its
+// deadline, under its event's tag.
+func runRecords(t *testing.T, addrs []string) {
+	prefix := uniquePrefix()
+	s, err := redis.OpenCluster(t.Context(), addrs, redis.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev, err := s.CreateEvent(t.Context(), ticketrush.NewEvent{Name: "x", TicketQuantity: 10, HoldSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: ev.ID, Amount: 1, VisitorToken: uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, a := range addrs {
+		c := goredis.NewClient(&goredis.Options{Addr: a})
+		keys, err := c.Keys(t.Context(), prefix+":*:run:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			found = append(found, k)
+			if !strings.HasPrefix(k, eventKey(t, s, ev.ID)+":run:") {
+				t.Errorf("run record %q outside the event's tag", k)
+			}
+			ttl, err := c.TTL(t.Context(), k).Result()
+			if err != nil || ttl < 35*time.Second || ttl > 40*time.Second {
+				t.Errorf("run record TTL %v, %v; want the 10 s deadline + 30 s", ttl, err)
+			}
+		}
+		c.Close()
+	}
+	if len(found) != 1 {
+		t.Errorf("run records %v, want the reserve's one", found)
+	}
+}
+
 // slotMigration moves an event's slot to another primary while a store is
 // open: the store follows the MOVED redirects (the retries kept for them)
 // and every operation goes on.

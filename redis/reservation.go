@@ -43,7 +43,7 @@ func (s *Store) Reservation(ctx context.Context, id int64, visitor string) (*tic
 // Purchase turns the visitor's unexpired hold into a sale, in one call of
 // purchase.lua.
 func (s *Store) Purchase(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
-	return s.settle(ctx, purchaseScript, id, visitor, newRun())
+	return s.settle(ctx, purchaseScript, id, visitor, s.newRun(ctx))
 }
 
 // Cancel puts the visitor's hold back on sale at once, in one call of

@@ -31,7 +31,7 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	}
 	ctx = writing(ctx)
 	for {
-		keys := append(s.eventKeys(r.EventID, newRun(), 1), s.idemKeyFor(r))
+		keys := append(s.eventKeys(r.EventID, s.newRun(ctx), 1), s.idemKeyFor(r))
 		answer, err := reserveScript.Run(ctx, s.rdb, keys, s.clockArg(), r.EventID, r.Amount,
 			r.VisitorToken, r.IdempotencyKey, s.idemField(r.VisitorToken, r.IdempotencyKey),
 			cl.conflictArg(0), r.Admission).Text()
@@ -102,7 +102,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	granted := make([]bool, len(batch))
 	for from := 0; from < len(batch); {
 		part := batch[from:]
-		keys := s.eventKeys(eventID, newRun(), len(part))
+		keys := s.eventKeys(eventID, s.newRun(ctx), len(part))
 		args := make([]any, 0, 3+6*len(part))
 		args = append(args, s.clockArg(), eventID, len(part))
 		for j, r := range part {
@@ -228,7 +228,7 @@ func (s *Store) claim(ctx context.Context, eventID int64, batch []ticketrush.Res
 		first[k] = len(calls)
 		callOf = append(callOf, len(calls))
 		calls = append(calls, call{keys: []string{s.claimKey(r.VisitorToken)},
-			args: []any{r.IdempotencyKey, eventID, newRun()}})
+			args: []any{r.IdempotencyKey, eventID, runID()}})
 	}
 	if len(calls) == 0 {
 		return c, nil

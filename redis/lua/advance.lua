@@ -11,9 +11,9 @@ if prev then
 end
 local ev = load_event()
 if not ev then
-  return remember({'!event_not_found'})
+  return {'!event_not_found'}
 elseif not ev.wr then
-  return remember({'!waiting_room_not_found'})
+  return {'!waiting_room_not_found'}
 end
 local q = load_queue()
 close_prequeue(ev, q, now)

@@ -7,7 +7,7 @@ if prev then
 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 if not seq then
-  return remember('!event_not_found')
+  return '!event_not_found'
 end
 if tonumber(seq) > 0 then
   return remember('!event_has_reservations')

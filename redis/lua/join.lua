@@ -10,11 +10,12 @@ if prev then
 end
 local count = tonumber(ARGV[2])
 local out = {}
+-- A refusal of the whole batch writes nothing and needs no run record.
 local function all(code)
   for i = 1, count do
     out[i] = code
   end
-  return remember(out)
+  return out
 end
 local ev = load_event()
 if not ev then

@@ -29,9 +29,9 @@
 --           by when they stop being active (pass or hold expiry)
 --   KEYS[12] admission stamps: sorted set of positions scored by
 --           admitted_at, trimmed to the last 60 s
---   KEYS[13] this call's run record: the answer of a write script, kept for
---           RUN_TTL seconds so a call the client sends again (a Cluster
---           client does after a lost reply) answers as the first run did
+--   KEYS[13] this call's run record: the answer of a write script, kept a
+--           while so a call the client sends again (a Cluster client does
+--           after a lost reply) answers as the first run did
 --
 -- A reservation record is one string of space-separated fields:
 --   status amount visitor expires_at created_at updated_at idempotency_key
@@ -51,7 +51,6 @@ local RELEASE_CHUNK = 100
 -- QUEUE_CHUNK bounds the entries one advance shuffles, expires or admits
 -- (ticketrush.QueueChunk).
 local QUEUE_CHUNK = 1000
-local RUN_TTL = 120
 
 local function int(n)
   return string.format('%d', n)
@@ -69,8 +68,16 @@ end
 
 -- Run records. A write script first asks ran() for the answer of an
 -- earlier run of the same call (same run id, so same KEYS[13]) and returns
--- it if there is one; otherwise it records its answer with remember().
+-- it if there is one; otherwise it records its answer with remember(). The
+-- key ends in ":run:ID:TTL" (seconds to keep it); a key ending in ":run:"
+-- means the caller needs no record (a single Redis, which never sends a
+-- call twice).
+local RUN_TTL = KEYS[13] and string.match(KEYS[13], ':run:%x+:(%d+)$')
+
 local function ran()
+  if not RUN_TTL then
+    return nil
+  end
   local v = redis.call('GET', KEYS[13])
   if v then
     return cjson.decode(v)
@@ -79,7 +86,9 @@ local function ran()
 end
 
 local function remember(answer)
-  redis.call('SET', KEYS[13], cjson.encode(answer), 'EX', RUN_TTL)
+  if RUN_TTL then
+    redis.call('SET', KEYS[13], cjson.encode(answer), 'EX', RUN_TTL)
+  end
   return answer
 end
 
@@ -91,7 +100,7 @@ local function remember_reserves(answers)
   for i, a in ipairs(answers) do
     short[i] = string.match(a, '^(%d+) ') or a
   end
-  redis.call('SET', KEYS[13], cjson.encode(short), 'EX', RUN_TTL)
+  remember(short)
   return answers
 end
 

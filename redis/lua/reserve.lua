@@ -12,7 +12,7 @@ if prev then
 end
 local ev = load_event()
 if not ev then
-  return remember_reserves({'!event_not_found'})[1]
+  return '!event_not_found'
 end
 local out = reserve_one(ev, tonumber(ARGV[2]), now, ARGV[3], ARGV[4], ARGV[5], KEYS[NK + 1], ARGV[6],
   ARGV[7], ARGV[8])

@@ -26,7 +26,7 @@ if not ev then
   for i = 1, count do
     out[i] = '!event_not_found'
   end
-  return remember_reserves(out)
+  return out
 end
 for i = 1, count do
   local a = 3 + (i - 1) * 6
