@@ -126,10 +126,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	// A command whose reply was lost may have run, so it is not sent again
-	// behind the caller's back: the caller gets EOutcomeUnknown and may
-	// retry with its Idempotency-Key. (A repeat would be safe, as on a
-	// cluster, but then a reply lost twice would still be in doubt.)
+	// A command whose reply was lost may have run, so it is never sent
+	// again behind the caller's back (and the scripts keep no run records
+	// here, see newRun): the caller gets EOutcomeUnknown and may retry with
+	// its Idempotency-Key.
 	if o.MaxRetries == 0 {
 		o.MaxRetries = -1
 	}
