@@ -23,7 +23,14 @@ type Store interface {
 	// Returns EValidation if e does not validate.
 	CreateEvent(ctx context.Context, e NewEvent) (*Event, error)
 
-	// Events returns every event, newest first (by CreatedAt, then ID).
+	// CreateFirstEvent creates an event only while the store has none, in
+	// one atomic step, so that several nodes starting on one empty database
+	// create the demo event once. It returns nil, nil when an event exists.
+	// Returns EValidation if e does not validate.
+	CreateFirstEvent(ctx context.Context, e NewEvent) (*Event, error)
+
+	// Events returns every event, newest first (by CreatedAt, then ID),
+	// hidden ones too.
 	Events(ctx context.Context) ([]*Event, error)
 
 	// Event returns one event.
@@ -81,6 +88,9 @@ type Store interface {
 
 	// Close releases the store's connections.
 	Close() error
+
+	// Queues is the waiting room and the event settings that go with it.
+	Queues
 }
 
 // Reserver is one reserve strategy: a Store itself (the per-request lock of

@@ -96,33 +96,16 @@ const (
 	demoTickets = 2000
 )
 
-// firstEventCreator is a store that can create an event only when it has
-// none, atomically (CreateFirstEvent returns nil when there was one), so
-// several nodes starting at once on one empty database seed the demo event
-// once.
-type firstEventCreator interface {
-	CreateFirstEvent(ctx context.Context, e ticketrush.NewEvent) (*ticketrush.Event, error)
-}
-
 // seedDemo creates the original's demo event when the database has no
-// events, so a fresh install can sell a ticket at once.
+// events, so a fresh install can sell a ticket at once. It is one atomic
+// step in every backend, so several nodes starting at once on one empty
+// database create it once.
 func seedDemo(ctx context.Context, s ticketrush.Store, hold time.Duration) (*ticketrush.Event, error) {
-	demo := ticketrush.NewEvent{
+	return s.CreateFirstEvent(ctx, ticketrush.NewEvent{
 		Name:           demoName,
 		TicketQuantity: demoTickets,
 		HoldSeconds:    int64(hold / time.Second),
-	}
-	if fc, ok := s.(firstEventCreator); ok {
-		return fc.CreateFirstEvent(ctx, demo)
-	}
-	events, err := s.Events(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(events) > 0 {
-		return nil, nil
-	}
-	return s.CreateEvent(ctx, demo)
+	})
 }
 
 // envDuration reads a duration default from the environment.
