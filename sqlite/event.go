@@ -122,12 +122,6 @@ func (s *Store) CreateFirstEvent(ctx context.Context, ne ticketrush.NewEvent) (*
 	return s.createEvent(ctx, ne, true)
 }
 
-// CreateEventIfNone is CreateFirstEvent under the name the Redis backend's
-// seed uses, so the seed finds either.
-func (s *Store) CreateEventIfNone(ctx context.Context, ne ticketrush.NewEvent) (*ticketrush.Event, error) {
-	return s.CreateFirstEvent(ctx, ne)
-}
-
 func (s *Store) createEvent(ctx context.Context, ne ticketrush.NewEvent, first bool) (*ticketrush.Event, error) {
 	if err := ne.Validate(); err != nil {
 		return nil, err

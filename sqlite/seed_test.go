@@ -25,9 +25,6 @@ func TestCreateFirstEvent(t *testing.T) {
 	if err != nil || again != nil {
 		t.Fatalf("second CreateFirstEvent: %+v, %v; want nothing created", again, err)
 	}
-	if again, err := s.CreateEventIfNone(t.Context(), concert(2000)); err != nil || again != nil {
-		t.Fatalf("CreateEventIfNone: %+v, %v; want nothing created", again, err)
-	}
 	if events, err := s.Events(t.Context()); err != nil || len(events) != 1 {
 		t.Fatalf("%d events, %v", len(events), err)
 	}

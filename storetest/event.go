@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,43 @@ import (
 )
 
 func testEvent(t *testing.T, s suite) {
+	t.Run("CreateFirstEvent", func(t *testing.T) {
+		// Several processes starting on one empty database: exactly one
+		// creates the event, the others find it and create nothing.
+		fresh := s.env(t)
+		stores := []ticketrush.Store{fresh.store, fresh.openStore(t), fresh.openStore(t), fresh.openStore(t)}
+		created := make([]*ticketrush.Event, len(stores))
+		var wg sync.WaitGroup
+		for i, st := range stores {
+			wg.Go(func() {
+				ev, err := st.CreateFirstEvent(t.Context(), concert(2000))
+				if err != nil {
+					t.Errorf("CreateFirstEvent: %v", err)
+				}
+				created[i] = ev
+			})
+		}
+		wg.Wait()
+		n := 0
+		for _, ev := range created {
+			if ev != nil {
+				n++
+			}
+		}
+		all, err := fresh.store.Events(t.Context())
+		ok(t, "Events", err)
+		if n != 1 || len(all) != 1 {
+			t.Fatalf("%d processes created the first event and %d events exist, want 1 and 1", n, len(all))
+		}
+		again, err := fresh.store.CreateFirstEvent(t.Context(), concert(10))
+		if err != nil || again != nil {
+			t.Errorf("CreateFirstEvent with an event present = %+v, %v; want nil, nil", again, err)
+		}
+		_, err = fresh.store.CreateFirstEvent(t.Context(), ticketrush.NewEvent{})
+		if n := len(all); n == 1 && ticketrush.ErrorCode(err) != ticketrush.EValidation && err != nil {
+			t.Errorf("CreateFirstEvent of an invalid event: %v, want nil or %s", err, ticketrush.EValidation)
+		}
+	})
 	e := s.env(t)
 	t.Run("CreateEvent", func(t *testing.T) {
 		t.Run("OK", func(t *testing.T) {
