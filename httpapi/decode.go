@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"slices"
@@ -79,14 +80,49 @@ func errInvalidJSON(msg string) error {
 	return ticketrush.Errorf(ticketrush.EInvalidJSON, "%s", msg)
 }
 
-// object is the members of one JSON object by (unescaped) name. Each value
-// is the member's raw JSON text exactly as sent, without surrounding
+// object is one JSON object's members in the order sent. Each value is
+// the member's raw JSON text exactly as sent, without surrounding
 // whitespace, and already checked: valid UTF-8, no repeated name at any
-// level, nesting within maxDepth. Its Kind tells what it holds: 'n' null,
-// 't' or 'f' a boolean, '"' a string, '0' a number, '{' an object, '['
-// an array. Read it through a form, which turns values into Go values and
-// refuses the members nobody asked for.
-type object map[string]jsontext.Value
+// level, nesting within maxDepth. A value's Kind tells what it holds: 'n'
+// null, 't' or 'f' a boolean, '"' a string, '0' a number, '{' an object,
+// '[' an array. Read it through a form, which turns values into Go values
+// and refuses the members nobody asked for.
+type object struct {
+	members []member
+}
+
+// member is one member of an object.
+type member struct {
+	name  []byte // unescaped; shares the body's bytes when sent unescaped
+	value jsontext.Value
+	read  bool // a form asked for it: a known field
+}
+
+// Len returns the number of members.
+func (o object) Len() int { return len(o.members) }
+
+// All yields each member's name and raw value, in the order sent.
+func (o object) All() iter.Seq2[string, jsontext.Value] {
+	return func(yield func(string, jsontext.Value) bool) {
+		for _, m := range o.members {
+			if !yield(string(m.name), m.value) {
+				return
+			}
+		}
+	}
+}
+
+// find returns the index of the member called name, or -1. A linear scan
+// beats a map for the few members a valid body has, and costs no
+// allocation.
+func (o object) find(name string) int {
+	for i := range o.members {
+		if string(o.members[i].name) == name {
+			return i
+		}
+	}
+	return -1
+}
 
 // objectDecoder is a reusable jsontext decoder. Reading from a bytes.Buffer
 // lets jsontext parse the body in place instead of copying it.
@@ -110,61 +146,90 @@ var (
 // UTF-8, another type at the top, trailing data, a repeated name at any
 // level (a proxy and this server must not read different requests from one
 // body) and nesting deeper than maxDepth. jsontext enforces all but the
-// depth cap by default; the members' values are left raw so that each field
-// can be checked on its own and every bad one named in one answer.
+// depth cap by default. Values are left raw so that each field can be
+// checked on its own and every bad one named in one answer. The object
+// shares body's bytes: body must not change while it is in use.
 func decodeObject(body []byte) (object, error) {
-	od := objectDecoders.Get().(*objectDecoder)
-	m, err := od.decode(body)
-	// Drop the body before pooling the decoder, so the pool pins no request.
-	od.buf = bytes.Buffer{}
-	od.dec.Reset(&od.buf)
-	objectDecoders.Put(od)
-	if err != nil {
-		return nil, syntaxError(body, err)
-	}
-	return m, nil
+	return decodeObjectInto(body, nil)
 }
 
-func (od *objectDecoder) decode(body []byte) (object, error) {
+// decodeObjectInto is decodeObject appending the members to buf: a caller
+// that knows how many fields to expect allocates once, at the right size.
+//
+//	var buf [2]member
+//	o, err := decodeObjectInto(body, buf[:0])
+func decodeObjectInto(body []byte, buf []member) (object, error) {
+	od := objectDecoders.Get().(*objectDecoder)
+	o, err := od.decode(body, buf)
+	// A pooled decoder keeps its last body until its next use or until
+	// the pool drops it at a garbage collection: at most MaxBodyBytes
+	// each, cheaper than a second Reset on every request.
+	objectDecoders.Put(od)
+	if err != nil {
+		return object{}, syntaxError(body, err)
+	}
+	return o, nil
+}
+
+func (od *objectDecoder) decode(body []byte, buf []member) (object, error) {
 	od.buf = *bytes.NewBuffer(body)
 	d := &od.dec
 	d.Reset(&od.buf)
 	tok, err := d.ReadToken()
 	switch {
 	case err == io.EOF:
-		return nil, errNotObject
+		return object{}, errNotObject
 	case err != nil:
-		return nil, err
+		return object{}, err
 	case tok.Kind() != '{':
-		return nil, errNotObject
+		return object{}, errNotObject
 	}
-	m := make(object, 4)
-	for {
-		tok, err := d.ReadToken()
+	o := object{members: buf[:0]}
+	for d.PeekKind() != '}' {
+		name, err := od.value(body)
 		if err != nil {
-			return nil, err
+			return object{}, err
 		}
-		if tok.Kind() == '}' {
-			break
-		}
-		name := tok.String()
-		val, err := d.ReadValue()
+		val, err := od.value(body)
 		if err != nil {
-			return nil, err
+			return object{}, err
 		}
-		// The value as it sits in the body: valid after the next read,
-		// which the decoder's own slice is not.
-		end := int(d.InputOffset())
-		val = jsontext.Value(body[end-len(val) : end : end])
 		if k := val.Kind(); (k == '{' || k == '[') && nesting(val) > maxDepth-1 {
-			return nil, errTooDeep
+			return object{}, errTooDeep
 		}
-		m[name] = val
+		o.members = append(o.members, member{name: unquote(name), value: val})
+	}
+	if _, err := d.ReadToken(); err != nil { // the closing '}'
+		return object{}, err
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
-		return nil, errTrailing
+		return object{}, errTrailing
 	}
-	return m, nil
+	return o, nil
+}
+
+// value reads the next name or value, and returns it as it sits in body:
+// still valid after the next read, which the decoder's own slice is not.
+func (od *objectDecoder) value(body []byte) (jsontext.Value, error) {
+	v, err := od.dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	end := int(od.dec.InputOffset())
+	return jsontext.Value(body[end-len(v) : end : end]), nil
+}
+
+// unquote returns the text of a valid JSON string, sharing q's bytes
+// unless it has escapes.
+func unquote(q []byte) []byte {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return q[1 : len(q)-1]
+	}
+	s, err := jsontext.AppendUnquote(nil, q)
+	if err != nil {
+		panic("httpapi: unquote of a string jsontext accepted: " + err.Error())
+	}
+	return s
 }
 
 // syntaxError turns a jsontext error into the invalid_json answer that
@@ -285,65 +350,68 @@ const maxUnknownNamed = 100
 // mistakes gets one 422 validation_failed answer naming each of them in
 // "fields". Every handler with a JSON body decodes through it:
 //
-//	m, err := decodeObject(body) // syntax: 400 invalid_json
+//	o, err := decodeObject(body) // syntax: 400 invalid_json
 //	if err != nil {
 //		return err
 //	}
-//	f := newForm(m)
+//	f := newForm(o)
 //	id := f.Int("event_id", 1, math.MaxInt64, msgPositiveID) // required
 //	hold, ok := f.OptInt("hold_seconds", 1, 86400, "must be …") // absent or null: ok false
 //	if wr, ok := f.Object("waiting_room"); ok { // a nested object, read the same way
-//		n := wr.Int("admit_per_minute", 1, 100000, "must be …") // errors name "waiting_room.admit_per_minute"
+//		n := wr.Int("admit_per_minute", 1, 100000, "must be …") // named "waiting_room.admit_per_minute"
 //		paused, set := wr.OptBool("paused")
 //	}
 //	if err := f.Err(); err != nil { // bad and unknown fields, nested ones included
 //		return err
 //	}
 //
-// Rules every getter keeps: a member is read once, by the getter of its
-// type; a missing required member is "is required"; a value of the wrong
-// type (null included, for a required member) gets the getter's message;
+// Rules every getter keeps: each member is read by the getter of its type;
+// a missing required member is "is required"; a value of the wrong type
+// (null included, for a required member) gets the getter's message;
 // integers must be JSON integers (1.0 and 1e3 are refused, whatever their
 // value). Optional getters treat null as absent. A JSON merge patch
-// (RFC 7396), where null means "remove" and absence means "leave as is",
-// asks IsNull first and reads the value otherwise. Members no getter asked
-// for are refused by Err as "is not a known field": a typo must never be
-// dropped silently. Add reports a rule spanning several fields under this
-// form's prefix. Value decodes a member into any Go value with
-// go-json-experiment, for shapes the getters do not cover.
+// (RFC 7396), where null means "remove" and absence "leave as is", asks
+// IsNull first and reads the value otherwise. Members no getter asked for
+// are refused by Err as "is not a known field" (at most maxUnknownNamed of
+// them per object are named): a typo must never be dropped silently. Add
+// reports a rule spanning several fields under this form's prefix. Value
+// decodes a member into any Go value with go-json-experiment, for shapes
+// the getters do not cover; Raw hands out the raw text.
 //
-// A form is not safe for concurrent use; the zero value is not usable.
+// A form is not safe for concurrent use.
 type form struct {
-	m      object
-	prefix string // dotted path of this object in the body, "" at the top
-	v      ticketrush.ValidationError
-	read   []string // names asked for, known fields by definition
+	o      object
+	prefix string                     // dotted path of this object in the body, "" at the top
+	v      ticketrush.ValidationError // nil until the first message
 	nested []*form
-	buf    [8]string // backs read, so a small body costs no allocation
 }
 
 // newForm returns a form over the members of the body's object.
-func newForm(m object) *form {
-	f := &form{m: m, v: ticketrush.ValidationError{}}
-	f.read = f.buf[:0]
-	return f
+func newForm(o object) *form {
+	return &form{o: o}
 }
 
 // get marks name as a known field and returns its value.
 func (f *form) get(name string) (jsontext.Value, bool) {
-	f.read = append(f.read, name)
-	val, ok := f.m[name]
-	return val, ok
+	i := f.o.find(name)
+	if i < 0 {
+		return nil, false
+	}
+	f.o.members[i].read = true
+	return f.o.members[i].value, true
 }
 
 // Add records msg for the field name of this object, unless the field
 // already has a message: the first mistake found is the one to fix.
 func (f *form) Add(name, msg string) {
-	if f.prefix == "" {
-		f.v.Add(name, msg)
-		return
+	f.add(f.prefix+name, msg)
+}
+
+func (f *form) add(path, msg string) {
+	if f.v == nil {
+		f.v = ticketrush.ValidationError{}
 	}
-	f.v.Add(f.prefix+name, msg)
+	f.v.Add(path, msg)
 }
 
 // Has reports whether the object has the member, null included. It marks
@@ -528,8 +596,8 @@ func (f *form) OptTime(name string) (time.Time, bool) {
 }
 
 // Object reads an optional nested object member (absent or null is ok
-// false) as a form of its own. Its messages, unknown members included, go
-// into this form's answer under dotted names ("waiting_room.max_active").
+// false) as a form of its own. Its messages, unknown members included,
+// join this form's answer under dotted names ("waiting_room.max_active").
 func (f *form) Object(name string) (*form, bool) {
 	val, ok := f.get(name)
 	if !ok || val.Kind() == 'n' {
@@ -539,13 +607,12 @@ func (f *form) Object(name string) (*form, bool) {
 		f.Add(name, msgObject)
 		return nil, false
 	}
-	m, err := decodeObject(val)
+	o, err := decodeObject(val)
 	if err != nil { // cannot happen: the body's decode checked it
 		f.Add(name, msgObject)
 		return nil, false
 	}
-	sub := &form{m: m, prefix: f.prefix + name + ".", v: f.v}
-	sub.read = sub.buf[:0]
+	sub := &form{o: o, prefix: f.prefix + name + "."}
 	f.nested = append(f.nested, sub)
 	return sub, true
 }
@@ -569,36 +636,28 @@ func (f *form) Value(name string, dst any, msg string) bool {
 // nested forms, and returns the validation_failed error naming each bad
 // field, or nil.
 func (f *form) Err() error {
-	f.unknown()
+	f.finish()
 	return f.v.Err()
 }
 
-func (f *form) unknown() {
-	if !f.allRead() {
-		var names []string
-		for name := range f.m {
-			if !slices.Contains(f.read, name) {
-				names = append(names, name)
-			}
+// finish adds the unknown members and the nested forms' messages.
+func (f *form) finish() {
+	var unknown []string
+	for _, m := range f.o.members {
+		if !m.read {
+			unknown = append(unknown, string(m.name))
 		}
-		slices.Sort(names)
-		for _, name := range names[:min(len(names), maxUnknownNamed)] {
-			f.Add(truncate(name, 64), msgUnknown)
-		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown[:min(len(unknown), maxUnknownNamed)] {
+		f.Add(truncate(name, 64), msgUnknown)
 	}
 	for _, sub := range f.nested {
-		sub.unknown()
-	}
-}
-
-// allRead reports whether every member was asked for.
-func (f *form) allRead() bool {
-	for name := range f.m {
-		if !slices.Contains(f.read, name) {
-			return false
+		sub.finish()
+		for path, msg := range sub.v {
+			f.add(path, msg)
 		}
 	}
-	return true
 }
 
 const (
@@ -609,11 +668,12 @@ const (
 // decodeReserve decodes and validates the body of POST /api/reserve. It
 // returns a valid request or a *ticketrush.Error with a 4xx code.
 func decodeReserve(body []byte) (eventID, amount int64, err error) {
-	m, err := decodeObject(body)
+	var buf [2]member
+	o, err := decodeObjectInto(body, buf[:0])
 	if err != nil {
 		return 0, 0, err
 	}
-	f := newForm(m)
+	f := newForm(o)
 	eventID = f.Int("event_id", 1, 1<<63-1, msgPositiveID)
 	amount = f.Int("amount", 1, ticketrush.MaxAmount, msgAmount)
 	if err := f.Err(); err != nil {
@@ -625,11 +685,12 @@ func decodeReserve(body []byte) (eventID, amount int64, err error) {
 // decodePurchase decodes and validates the body of POST /api/purchase. It
 // returns a valid reservation id or a *ticketrush.Error with a 4xx code.
 func decodePurchase(body []byte) (reservationID int64, err error) {
-	m, err := decodeObject(body)
+	var buf [1]member
+	o, err := decodeObjectInto(body, buf[:0])
 	if err != nil {
 		return 0, err
 	}
-	f := newForm(m)
+	f := newForm(o)
 	reservationID = f.Int("reservation_id", 1, 1<<63-1, msgPositiveID)
 	if err := f.Err(); err != nil {
 		return 0, err
@@ -642,11 +703,11 @@ func decodePurchase(body []byte) (reservationID int64, err error) {
 // (or sends null). It returns an event that passes NewEvent.Validate or a
 // *ticketrush.Error with a 4xx code.
 func decodeCreateEvent(body []byte, defaultHold int64) (ticketrush.NewEvent, error) {
-	m, err := decodeObject(body)
+	o, err := decodeObject(body)
 	if err != nil {
 		return ticketrush.NewEvent{}, err
 	}
-	f := newForm(m)
+	f := newForm(o)
 	var ne ticketrush.NewEvent
 	if name, ok := f.String("name"); ok {
 		ne.Name = strings.TrimSpace(name)

@@ -39,8 +39,8 @@ type jsonValue struct {
 // referenceView turns decodeObject's raw members into the reference's
 // shape, unquoting strings with encoding/json.
 func referenceView(t *testing.T, m object) map[string]jsonValue {
-	out := make(map[string]jsonValue, len(m))
-	for name, val := range m {
+	out := make(map[string]jsonValue, m.Len())
+	for name, val := range m.All() {
 		var v jsonValue
 		switch val.Kind() {
 		case 'n':
