@@ -146,3 +146,39 @@ func (v ValidationError) Err() error {
 	}
 	return &Error{Code: EValidation, Message: "The request is invalid.", Fields: v}
 }
+
+// The domain's refusals, one constructor per code, so that every backend
+// and strategy answers the same mistake with the same words. Backends call
+// these rather than Errorf; a conformance case compares the messages.
+
+// ErrEventNotFound: no event has the id.
+func ErrEventNotFound() *Error { return Errorf(EEventNotFound, "Event not found.") }
+
+// ErrReservationNotFound: no reservation has the id, or it belongs to
+// another visitor (the two are indistinguishable on purpose).
+func ErrReservationNotFound() *Error { return Errorf(EReservationNotFound, "Reservation not found.") }
+
+// ErrSaleNotStarted: the event's sale_starts_at is still ahead.
+func ErrSaleNotStarted() *Error {
+	return Errorf(ESaleNotStarted, "The sale for this event has not started yet.")
+}
+
+// ErrVisitorLimit: the request would take the visitor past the event's
+// max_per_visitor.
+func ErrVisitorLimit(maxPerVisitor int64) *Error {
+	return Errorf(EVisitorLimit, "This would exceed the limit of %d tickets per visitor.", maxPerVisitor)
+}
+
+// ErrNotEnoughTickets: the event's stock is below the amount asked for.
+func ErrNotEnoughTickets() *Error { return Errorf(ENotEnoughTickets, "Not enough tickets available.") }
+
+// ErrAlreadyPurchased: purchase or cancel of a purchased reservation.
+func ErrAlreadyPurchased() *Error {
+	return Errorf(EAlreadyPurchased, "This reservation is already purchased.")
+}
+
+// ErrCancelled: purchase of a cancelled reservation.
+func ErrCancelled() *Error { return Errorf(ECancelled, "This reservation was cancelled.") }
+
+// ErrExpired: purchase or cancel of a hold past its expiry.
+func ErrExpired() *Error { return Errorf(EExpired, "Reservation has expired.") }

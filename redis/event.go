@@ -17,7 +17,7 @@ var eventFields = []string{"name", "ticket_quantity", "capacity", "hold_seconds"
 	"max_per_visitor", "sale_starts_at", "created_at", "updated_at"}
 
 func errEventNotFound() error {
-	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
+	return ticketrush.ErrEventNotFound()
 }
 
 // CreateEvent creates an event with Capacity = TicketQuantity.

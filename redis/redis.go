@@ -334,23 +334,24 @@ func outcome(answer string) error {
 	code, arg, _ := strings.Cut(strings.TrimPrefix(answer, "!"), " ")
 	switch code {
 	case ticketrush.EEventNotFound:
-		return ticketrush.Errorf(code, "Event not found.")
+		return ticketrush.ErrEventNotFound()
 	case ticketrush.EReservationNotFound:
-		return ticketrush.Errorf(code, "Reservation not found.")
+		return ticketrush.ErrReservationNotFound()
 	case ticketrush.ESaleNotStarted:
-		return ticketrush.Errorf(code, "The sale for this event has not started yet.")
+		return ticketrush.ErrSaleNotStarted()
 	case ticketrush.EVisitorLimit:
-		return ticketrush.Errorf(code, "This would exceed the limit of %s tickets per visitor.", arg)
+		limit, _ := strconv.ParseInt(arg, 10, 64)
+		return ticketrush.ErrVisitorLimit(limit)
 	case ticketrush.ENotEnoughTickets:
-		return ticketrush.Errorf(code, "Not enough tickets available.")
+		return ticketrush.ErrNotEnoughTickets()
 	case ticketrush.EIdempotencyKeyReused:
 		return ticketrush.ErrIdempotencyKeyReused()
 	case ticketrush.EAlreadyPurchased:
-		return ticketrush.Errorf(code, "This reservation already purchased.")
+		return ticketrush.ErrAlreadyPurchased()
 	case ticketrush.ECancelled:
-		return ticketrush.Errorf(code, "This reservation was cancelled.")
+		return ticketrush.ErrCancelled()
 	case ticketrush.EExpired:
-		return ticketrush.Errorf(code, "Reservation has expired.")
+		return ticketrush.ErrExpired()
 	case "ids_exhausted":
 		return errors.New("redis: the event has used all its reservation ids")
 	}

@@ -42,7 +42,7 @@ func scanEvent(row scanner) (*ticketrush.Event, error) {
 }
 
 func errEventNotFound() error {
-	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
+	return ticketrush.ErrEventNotFound()
 }
 
 // CreateEvent creates an event with Capacity = TicketQuantity.

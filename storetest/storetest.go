@@ -123,6 +123,7 @@ var strategyGroups = []group{
 	{"ReleaseExpired", testReleaseExpired},
 	{"Race", testRace},
 	{"Mixed", testMixed},
+	{"Messages", testMessages},
 }
 
 // group is a set of cases; a group decides which of its cases share a
