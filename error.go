@@ -182,3 +182,58 @@ func ErrCancelled() *Error { return Errorf(ECancelled, "This reservation was can
 
 // ErrExpired: purchase or cancel of a hold past its expiry.
 func ErrExpired() *Error { return Errorf(EExpired, "Reservation has expired.") }
+
+// The refusals of the event lifecycle and the waiting room, for the same
+// reason: every backend says them in these words.
+
+// ErrSaleClosed: a reserve on an event whose sale the organiser closed.
+func ErrSaleClosed() *Error { return Errorf(ESaleClosed, "The sale for this event is closed.") }
+
+// ErrOrderLimit: one reserve asks for more than the event's max_per_order.
+func ErrOrderLimit(maxPerOrder int64) *Error {
+	return Errorf(EOrderLimit, "One order may take at most %d tickets.", maxPerOrder)
+}
+
+// ErrEventHasReservations: DELETE of an event that has reservations.
+func ErrEventHasReservations() *Error {
+	return Errorf(EEventHasReservations, "This event has reservations and cannot be deleted; close its sale instead.")
+}
+
+// ErrWaitingRoomNotFound: the event has no waiting room.
+func ErrWaitingRoomNotFound() *Error {
+	return Errorf(EWaitingRoomNotFound, "This event has no waiting room.")
+}
+
+// ErrNotInQueue: the visitor never joined the event's queue.
+func ErrNotInQueue() *Error { return Errorf(ENotInQueue, "This visitor has not joined the queue.") }
+
+// ErrQueueNotOpen: a join before the waiting room's queue opens.
+func ErrQueueNotOpen() *Error {
+	return Errorf(EQueueNotOpen, "The queue for this event is not open yet.")
+}
+
+// ErrChallengeUsed: a waiting-room challenge answered a second time.
+func ErrChallengeUsed() *Error {
+	return Errorf(EChallengeFailed, "This challenge has already been used: fetch a new one.")
+}
+
+// ErrAdmissionRequired: a reserve without an Admission-Pass on an event
+// with a waiting room.
+func ErrAdmissionRequired() *Error {
+	return Errorf(EAdmissionRequired, "This event has a waiting room: join the queue and reserve with your Admission-Pass.")
+}
+
+// ErrAdmissionInvalid: a pass for another visitor or event, or forged.
+func ErrAdmissionInvalid() *Error {
+	return Errorf(EAdmissionInvalid, "This Admission-Pass is not valid for this visitor and event.")
+}
+
+// ErrAdmissionUsed: a pass whose reserve already succeeded.
+func ErrAdmissionUsed() *Error {
+	return Errorf(EAdmissionInvalid, "This Admission-Pass has already been used.")
+}
+
+// ErrAdmissionExpired: a pass past its time.
+func ErrAdmissionExpired() *Error {
+	return Errorf(EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
+}
