@@ -111,15 +111,15 @@ func HoldUntil(now time.Time, e *Event) time.Time {
 func Decide(e *Event, now time.Time, r ReserveRequest, available, visitorHeld int64) error {
 	switch {
 	case e.SaleClosed:
-		return Errorf(ESaleClosed, "The sale for this event is closed.")
+		return ErrSaleClosed()
 	case e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt):
-		return Errorf(ESaleNotStarted, "The sale for this event has not started yet.")
+		return ErrSaleNotStarted()
 	case e.MaxPerOrder > 0 && r.Amount > e.MaxPerOrder:
-		return Errorf(EOrderLimit, "One order may take at most %d tickets.", e.MaxPerOrder)
+		return ErrOrderLimit(e.MaxPerOrder)
 	case e.MaxPerVisitor > 0 && visitorHeld+r.Amount > e.MaxPerVisitor:
-		return Errorf(EVisitorLimit, "This would exceed the limit of %d tickets per visitor.", e.MaxPerVisitor)
+		return ErrVisitorLimit(e.MaxPerVisitor)
 	case available < r.Amount:
-		return Errorf(ENotEnoughTickets, "Not enough tickets available.")
+		return ErrNotEnoughTickets()
 	}
 	return nil
 }

@@ -315,13 +315,13 @@ func CheckAdmission(e *Event, entry *QueueEntry, now time.Time, r ReserveRequest
 	}
 	switch {
 	case r.Admission == 0:
-		return Errorf(EAdmissionRequired, "This event has a waiting room: join the queue and reserve with your Admission-Pass.")
+		return ErrAdmissionRequired()
 	case entry == nil || entry.Attempt != r.Admission || entry.AdmittedAt == nil:
-		return Errorf(EAdmissionInvalid, "This Admission-Pass is not valid for this visitor and event.")
+		return ErrAdmissionInvalid()
 	case entry.ReservationID != 0:
-		return Errorf(EAdmissionInvalid, "This Admission-Pass has already been used.")
+		return ErrAdmissionUsed()
 	case entry.PassExpiresAt == nil || !now.Before(*entry.PassExpiresAt):
-		return Errorf(EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
+		return ErrAdmissionExpired()
 	}
 	return nil
 }

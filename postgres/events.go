@@ -174,5 +174,5 @@ func (s *Store) Stats(ctx context.Context, eventID int64) (*ticketrush.Stats, er
 }
 
 func errEventNotFound() error {
-	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
+	return ticketrush.ErrEventNotFound()
 }

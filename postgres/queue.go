@@ -99,8 +99,7 @@ func (s *Store) DeleteEvent(ctx context.Context, id int64) error {
 				return err
 			}
 			if has {
-				return ticketrush.Errorf(ticketrush.EEventHasReservations,
-					"This event has reservations and cannot be deleted; close its sale instead.")
+				return ticketrush.ErrEventHasReservations()
 			}
 			_, err = tx.Exec(ctx, deleteEvent, id)
 			return err
@@ -177,7 +176,7 @@ func utcPtr(t *time.Time) *time.Time {
 func (en *entry) live() bool { return en.e.State != ticketrush.QueueExpired }
 
 func errNoRoom() error {
-	return ticketrush.Errorf(ticketrush.EWaitingRoomNotFound, "This event has no waiting room.")
+	return ticketrush.ErrWaitingRoomNotFound()
 }
 
 // Statements of joins.
@@ -327,10 +326,10 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 	case e.WaitingRoom == nil:
 		refuse = errNoRoom()
 	case e.SaleClosed:
-		refuse = ticketrush.Errorf(ticketrush.ESaleClosed, "The sale for this event is closed.")
+		refuse = ticketrush.ErrSaleClosed()
 	case e.WaitingRoom.PrequeueOpensAt != nil && now.Before(*e.WaitingRoom.PrequeueOpensAt),
 		e.WaitingRoom.PrequeueOpensAt == nil && !saleStarted(e, now):
-		refuse = ticketrush.Errorf(ticketrush.EQueueNotOpen, "The queue for this event is not open yet.")
+		refuse = ticketrush.ErrQueueNotOpen()
 	}
 	if refuse != nil {
 		for i := range results {
@@ -363,7 +362,7 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 			continue
 		}
 		if prev != nil && r.Challenge != "" && prev.challenge == r.Challenge {
-			results[i].Err = ticketrush.Errorf(ticketrush.EChallengeFailed, "This challenge has already been used: fetch a new one.")
+			results[i].Err = ticketrush.ErrChallengeUsed()
 			continue
 		}
 		n := &entry{challenge: r.Challenge, e: ticketrush.QueueEntry{
@@ -435,7 +434,7 @@ func (s *Store) QueueEntry(ctx context.Context, eventID int64, visitor string) (
 	}
 	en, err := scanEntry(eventID, now, s.pool.QueryRow(ctx, selectEntry, eventID, visitor))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ticketrush.Errorf(ticketrush.ENotInQueue, "This visitor has not joined the queue.")
+		return nil, ticketrush.ErrNotInQueue()
 	}
 	if err != nil {
 		return nil, s.fail("queue entry", err)

@@ -25,7 +25,7 @@ func (s *Store) Reservation(ctx context.Context, id int64, visitor string) (*tic
 func (s *Store) reservation(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
 	res, err := scanReservation(s.pool.QueryRow(ctx, selectReservation, id, visitor))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ticketrush.Errorf(ticketrush.EReservationNotFound, "Reservation not found.")
+		return nil, ticketrush.ErrReservationNotFound()
 	}
 	return res, err
 }
@@ -94,9 +94,9 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 		}
 		switch res.Status {
 		case ticketrush.StatusPurchased:
-			return nil, ticketrush.Errorf(ticketrush.EAlreadyPurchased, "This reservation is already purchased.")
+			return nil, ticketrush.ErrAlreadyPurchased()
 		case ticketrush.StatusCancelled:
-			return nil, ticketrush.Errorf(ticketrush.ECancelled, "This reservation was cancelled.")
+			return nil, ticketrush.ErrCancelled()
 		case ticketrush.StatusExpired:
 			return nil, errExpired()
 		}
@@ -164,7 +164,7 @@ func (s *Store) cancel(ctx context.Context, id int64, visitor string) (*ticketru
 		}
 		switch res.Status {
 		case ticketrush.StatusPurchased:
-			return nil, ticketrush.Errorf(ticketrush.EAlreadyPurchased, "This reservation is already purchased.")
+			return nil, ticketrush.ErrAlreadyPurchased()
 		case ticketrush.StatusCancelled:
 			return res, nil
 		case ticketrush.StatusExpired:
@@ -201,7 +201,7 @@ func (s *Store) writeRow(ctx context.Context, scan func(pgx.Row) error, sql stri
 }
 
 func errExpired() error {
-	return ticketrush.Errorf(ticketrush.EExpired, "Reservation has expired.")
+	return ticketrush.ErrExpired()
 }
 
 // dueEvents finds the events of the oldest expired holds, without locking

@@ -19,7 +19,7 @@ var eventFields = []string{"name", "ticket_quantity", "capacity", "hold_seconds"
 	"wr", "wr_apm", "wr_max_active", "wr_pass", "wr_preopen", "wr_bits", "wr_paused"}
 
 func errEventNotFound() error {
-	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
+	return ticketrush.ErrEventNotFound()
 }
 
 // CreateEvent creates an event with Capacity = TicketQuantity.

@@ -503,46 +503,48 @@ func outcome(answer string) error {
 	code, arg, _ := strings.Cut(strings.TrimPrefix(answer, "!"), " ")
 	switch code {
 	case ticketrush.EEventNotFound:
-		return ticketrush.Errorf(code, "Event not found.")
+		return ticketrush.ErrEventNotFound()
 	case ticketrush.EReservationNotFound:
-		return ticketrush.Errorf(code, "Reservation not found.")
+		return ticketrush.ErrReservationNotFound()
 	case ticketrush.ESaleNotStarted:
-		return ticketrush.Errorf(code, "The sale for this event has not started yet.")
+		return ticketrush.ErrSaleNotStarted()
 	case ticketrush.EVisitorLimit:
-		return ticketrush.Errorf(code, "This would exceed the limit of %s tickets per visitor.", arg)
+		limit, _ := strconv.ParseInt(arg, 10, 64)
+		return ticketrush.ErrVisitorLimit(limit)
 	case ticketrush.ENotEnoughTickets:
-		return ticketrush.Errorf(code, "Not enough tickets available.")
+		return ticketrush.ErrNotEnoughTickets()
 	case ticketrush.EIdempotencyKeyReused:
 		return ticketrush.ErrIdempotencyKeyReused()
 	case ticketrush.EAlreadyPurchased:
-		return ticketrush.Errorf(code, "This reservation already purchased.")
+		return ticketrush.ErrAlreadyPurchased()
 	case ticketrush.ECancelled:
-		return ticketrush.Errorf(code, "This reservation was cancelled.")
+		return ticketrush.ErrCancelled()
 	case ticketrush.EExpired:
-		return ticketrush.Errorf(code, "Reservation has expired.")
+		return ticketrush.ErrExpired()
 	case ticketrush.ESaleClosed:
-		return ticketrush.Errorf(code, "The sale for this event is closed.")
+		return ticketrush.ErrSaleClosed()
 	case ticketrush.EOrderLimit:
-		return ticketrush.Errorf(code, "One order may take at most %s tickets.", arg)
+		n, _ := strconv.ParseInt(arg, 10, 64)
+		return ticketrush.ErrOrderLimit(n)
 	case ticketrush.EAdmissionRequired:
-		return ticketrush.Errorf(code, "This event has a waiting room: join the queue and reserve with your Admission-Pass.")
+		return ticketrush.ErrAdmissionRequired()
 	case ticketrush.EAdmissionInvalid:
 		if arg == "used" {
-			return ticketrush.Errorf(code, "This Admission-Pass has already been used.")
+			return ticketrush.ErrAdmissionUsed()
 		}
-		return ticketrush.Errorf(code, "This Admission-Pass is not valid for this visitor and event.")
+		return ticketrush.ErrAdmissionInvalid()
 	case ticketrush.EAdmissionExpired:
-		return ticketrush.Errorf(code, "This Admission-Pass has expired: join the queue again.")
+		return ticketrush.ErrAdmissionExpired()
 	case ticketrush.EEventHasReservations:
-		return ticketrush.Errorf(code, "This event has reservations and cannot be deleted.")
+		return ticketrush.ErrEventHasReservations()
 	case ticketrush.EWaitingRoomNotFound:
-		return ticketrush.Errorf(code, "This event has no waiting room.")
+		return ticketrush.ErrWaitingRoomNotFound()
 	case ticketrush.ENotInQueue:
-		return ticketrush.Errorf(code, "This visitor has not joined the queue.")
+		return ticketrush.ErrNotInQueue()
 	case ticketrush.EQueueNotOpen:
-		return ticketrush.Errorf(code, "The queue for this event is not open yet.")
+		return ticketrush.ErrQueueNotOpen()
 	case ticketrush.EChallengeFailed:
-		return ticketrush.Errorf(code, "This challenge was already used: get a new one.")
+		return ticketrush.ErrChallengeUsed()
 	case "ids_exhausted":
 		return errors.New("redis: the event has used all its reservation ids")
 	}

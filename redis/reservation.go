@@ -12,7 +12,7 @@ import (
 )
 
 func errReservationNotFound() error {
-	return ticketrush.Errorf(ticketrush.EReservationNotFound, "Reservation not found.")
+	return ticketrush.ErrReservationNotFound()
 }
 
 // Reservation returns a reservation of the given visitor as stored: a hold

@@ -106,7 +106,7 @@ func boolInt(b bool) int64 {
 }
 
 func errEventNotFound() error {
-	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
+	return ticketrush.ErrEventNotFound()
 }
 
 // CreateEvent creates an event with Capacity = TicketQuantity.

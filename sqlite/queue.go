@@ -136,7 +136,7 @@ func (q *queue) closePrequeue(ctx context.Context, count *sql.Stmt, eventID int6
 func (q *queue) inOrder() bool { return q.closed && q.shuffled >= q.size }
 
 func errNoWaitingRoom() error {
-	return ticketrush.Errorf(ticketrush.EWaitingRoomNotFound, "This event has no waiting room.")
+	return ticketrush.ErrWaitingRoomNotFound()
 }
 
 // started reports whether the event's sale has started at now.
@@ -236,8 +236,7 @@ func (s *Store) DeleteEvent(ctx context.Context, id int64) error {
 	case !exists:
 		return errEventNotFound()
 	case reserved:
-		return ticketrush.Errorf(ticketrush.EEventHasReservations,
-			"This event has reservations and cannot be deleted; close its sale instead.")
+		return ticketrush.ErrEventHasReservations()
 	}
 	if err := deleteQueue(ctx, tx, id); err != nil {
 		return dbError(ctx, err)
@@ -328,7 +327,7 @@ func (s *Store) JoinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 		return failAll(errNoWaitingRoom()), nil
 	}
 	if e.SaleClosed {
-		return failAll(ticketrush.Errorf(ticketrush.ESaleClosed, "The sale for this event is closed.")), nil
+		return failAll(ticketrush.ErrSaleClosed()), nil
 	}
 	q, err := loadQueue(ctx, tx.StmtContext(ctx, st.room), eventID)
 	if err != nil {
@@ -342,7 +341,7 @@ func (s *Store) JoinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 			return nil, dbError(ctx, err)
 		}
 	} else if !q.closed && (w.PrequeueOpensAt == nil || now.Before(*w.PrequeueOpensAt)) {
-		return failAll(ticketrush.Errorf(ticketrush.EQueueNotOpen, "The queue for this event is not open yet.")), nil
+		return failAll(ticketrush.ErrQueueNotOpen()), nil
 	}
 
 	current, err := loadEntries(ctx, tx.StmtContext(ctx, st.entries), eventID, distinct)
@@ -366,7 +365,7 @@ func (s *Store) JoinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 				continue
 			}
 			if r.Challenge != "" && r.Challenge == prev.challenge {
-				results[i].Err = ticketrush.Errorf(ticketrush.EChallengeFailed, "This challenge has already been used: get a new one.")
+				results[i].Err = ticketrush.ErrChallengeUsed()
 				continue
 			}
 			if prev.id != 0 && prev.q.State == ticketrush.QueueAdmitted {
@@ -440,7 +439,7 @@ func (s *Store) QueueEntry(ctx context.Context, eventID int64, visitor string) (
 	}
 	en, err := scanEntry(st.readEntry.QueryRowContext(ctx, eventID, strings.ToLower(visitor)), eventID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ticketrush.Errorf(ticketrush.ENotInQueue, "This visitor has not joined the queue.")
+		return nil, ticketrush.ErrNotInQueue()
 	}
 	if err != nil {
 		return nil, dbError(ctx, err)

@@ -150,6 +150,7 @@ var strategyGroups = []group{
 	{"Mixed", testMixed},
 	{"Settings", testSettings},
 	{"Queue", testQueue},
+	{"Messages", testMessages},
 }
 
 // group is a set of cases; a group decides which of its cases share a
