@@ -89,12 +89,16 @@ const (
 )
 
 // jsonValue is one top-level member of a request object. Nested objects and
-// arrays are checked for syntax and duplicate keys but not kept: no field
-// takes one.
+// arrays are checked for syntax and duplicate keys; an object's text is kept
+// in raw for the fields that take one, to be decoded by decodeObject in turn.
 type jsonValue struct {
 	kind jsonKind
 	num  json.Number
 	str  string
+	b    bool
+	// raw is the text of an object, for the fields that take one (an
+	// event's waiting_room).
+	raw []byte
 }
 
 // decodeObject parses body as exactly one JSON object and returns its
@@ -245,14 +249,16 @@ func (s *scanner) array(depth int) error {
 func (s *scanner) value(depth int) (jsonValue, error) {
 	switch c := s.peek(); {
 	case c == '{':
-		return jsonValue{kind: kindObject}, s.object(depth+1, nil)
+		start := s.i
+		err := s.object(depth+1, nil)
+		return jsonValue{kind: kindObject, raw: s.b[start:s.i]}, err
 	case c == '[':
 		return jsonValue{kind: kindArray}, s.array(depth + 1)
 	case c == '"':
 		str, err := s.str()
 		return jsonValue{kind: kindString, str: str}, err
 	case c == 't':
-		return jsonValue{kind: kindBool}, s.literal("true")
+		return jsonValue{kind: kindBool, b: true}, s.literal("true")
 	case c == 'f':
 		return jsonValue{kind: kindBool}, s.literal("false")
 	case c == 'n':
@@ -536,6 +542,7 @@ func decodeCreateEvent(body []byte, defaultHold int64) (ticketrush.NewEvent, err
 			ne.SaleStartsAt = &t
 		}
 	}
+	decodeEventSettings(m, v, &ne)
 	// The domain's own rules have the last word (name length, for one);
 	// Add keeps the first message, so a missing or mistyped field reads as
 	// such rather than as out of range.
