@@ -5,20 +5,13 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/ticketrush/ticketrush"
 )
 
-// Field messages of the event settings.
-const (
-	msgUnknownField = "is not a known field"
-	msgImmutable    = "cannot be changed"
-	msgBool         = "must be true or false"
-	msgObject       = "must be an object or null"
-	msgTime         = "must be an RFC 3339 time between the years 1970 and 9999"
-)
+// msgImmutable refuses a patch of a field that cannot change.
+const msgImmutable = "cannot be changed"
 
 // listAdminEvents lists every event, hidden ones too, as the dashboard
 // needs them.
@@ -155,40 +148,37 @@ func decodeEventPatch(body []byte, cur *ticketrush.Event) (ticketrush.EventUpdat
 	if err != nil {
 		return ticketrush.EventUpdate{}, err
 	}
-	v := ticketrush.ValidationError{}
+	f := newForm(m)
 	var u ticketrush.EventUpdate
-	for key, val := range m {
-		switch key {
-		case "name":
-			if name, ok := nameValue(val, v); ok {
-				u.Name = &name
+	if f.Has("name") {
+		if name, ok := f.String("name"); ok {
+			name = strings.TrimSpace(name)
+			if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+				f.Add("name", "must not contain control characters")
 			}
-		case "hidden":
-			if b, ok := boolValue(val, v, key); ok {
-				u.Hidden = &b
-			}
-		case "sale_closed":
-			if b, ok := boolValue(val, v, key); ok {
-				u.SaleClosed = &b
-			}
-		case "max_per_order":
-			n := int64(ticketrush.DefaultMaxPerOrder) // null: back to the default
-			if val.kind != kindNull {
-				n = intValue(val, v, key, 1, ticketrush.MaxAmount, "must be an integer from 1 to 10000")
-			}
-			u.MaxPerOrder = &n
-		case "waiting_room":
-			u.SetWaitingRoom = true
-			if val.kind != kindNull {
-				u.WaitingRoom = decodeWaitingRoom(val, cur.WaitingRoom, v, key)
-			}
-		case "id", "ticket_quantity", "capacity", "hold_seconds", "max_per_visitor", "sale_starts_at", "created_at", "updated_at":
-			v.Add(key, msgImmutable)
-		default:
-			v.Add(truncate(key, 64), msgUnknownField)
+			u.Name = &name
 		}
 	}
-	if err := v.Err(); err != nil {
+	u.Hidden = patchBool(f, "hidden")
+	u.SaleClosed = patchBool(f, "sale_closed")
+	if f.IsNull("max_per_order") {
+		n := int64(ticketrush.DefaultMaxPerOrder)
+		u.MaxPerOrder = &n
+	} else if n, ok := f.OptInt("max_per_order", 1, ticketrush.MaxAmount, msgMaxPerOrder); ok {
+		u.MaxPerOrder = &n
+	}
+	if f.IsNull("waiting_room") {
+		u.SetWaitingRoom = true
+	} else if wf, ok := f.Object("waiting_room"); ok {
+		u.SetWaitingRoom = true
+		u.WaitingRoom = readWaitingRoom(wf, cur.WaitingRoom)
+	}
+	for _, name := range immutableEventFields {
+		if f.Has(name) {
+			f.Add(name, msgImmutable)
+		}
+	}
+	if err := f.Err(); err != nil {
 		return ticketrush.EventUpdate{}, err
 	}
 	if err := u.Validate(); err != nil {
@@ -197,122 +187,84 @@ func decodeEventPatch(body []byte, cur *ticketrush.Event) (ticketrush.EventUpdat
 	return u, nil
 }
 
+// immutableEventFields are the event's fields a patch may not change: the
+// stock moves only by sales, and hold time, visitor limit and sale start
+// stay as the sale was announced.
+var immutableEventFields = []string{"id", "ticket_quantity", "capacity", "hold_seconds", "max_per_visitor", "sale_starts_at", "created_at", "updated_at"}
+
+const msgMaxPerOrder = "must be an integer from 1 to 10000"
+
+// patchBool reads a boolean member of a patch: absent is nil, null has no
+// meaning for a flag and is refused.
+func patchBool(f *form, name string) *bool {
+	if f.IsNull(name) {
+		f.Add(name, msgBool)
+		return nil
+	}
+	if b, ok := f.OptBool(name); ok {
+		return &b
+	}
+	return nil
+}
+
 // decodeEventSettings reads the create request's settings beside the
 // original's fields: max_per_order, hidden and waiting_room.
-func decodeEventSettings(m map[string]jsonValue, v ticketrush.ValidationError, ne *ticketrush.NewEvent) {
-	if val, ok := m["max_per_order"]; ok && val.kind != kindNull {
-		ne.MaxPerOrder = intValue(val, v, "max_per_order", 1, ticketrush.MaxAmount, "must be an integer from 1 to 10000")
+func decodeEventSettings(f *form, ne *ticketrush.NewEvent) {
+	if n, ok := f.OptInt("max_per_order", 1, ticketrush.MaxAmount, msgMaxPerOrder); ok {
+		ne.MaxPerOrder = n
 	}
-	if val, ok := m["hidden"]; ok && val.kind != kindNull {
-		ne.Hidden, _ = boolValue(val, v, "hidden")
+	if b, ok := f.OptBool("hidden"); ok {
+		ne.Hidden = b
 	}
-	if val, ok := m["waiting_room"]; ok && val.kind != kindNull {
-		ne.WaitingRoom = decodeWaitingRoom(val, nil, v, "waiting_room")
+	if wf, ok := f.Object("waiting_room"); ok {
+		ne.WaitingRoom = readWaitingRoom(wf, nil)
 	}
 }
 
-// decodeWaitingRoom reads a waiting_room object, merged over cur (nil: the
+// readWaitingRoom reads a waiting_room object merged over cur (nil: the
 // defaults, and admit_per_minute is required). A member set to null goes
-// back to its default. It returns nil when val is no object.
-func decodeWaitingRoom(val jsonValue, cur *ticketrush.WaitingRoom, v ticketrush.ValidationError, prefix string) *ticketrush.WaitingRoom {
-	if val.kind != kindObject {
-		v.Add(prefix, msgObject)
-		return nil
-	}
-	m, err := decodeObject(val.raw)
-	if err != nil {
-		// The whole body was scanned already; this cannot fail.
-		v.Add(prefix, msgObject)
-		return nil
-	}
+// back to its default.
+func readWaitingRoom(f *form, cur *ticketrush.WaitingRoom) *ticketrush.WaitingRoom {
 	w := ticketrush.WaitingRoom{PassSeconds: ticketrush.DefaultPassSeconds}
 	if cur != nil {
 		w = *cur
 	}
 	haveRate := cur != nil
-	for key, val := range m {
-		name := prefix + "." + key
-		null := val.kind == kindNull
-		switch key {
-		case "admit_per_minute":
-			if null {
-				haveRate = false
-				continue
-			}
-			w.AdmitPerMinute = intValue(val, v, name, 1, ticketrush.MaxAdmitPerMinute, "must be an integer from 1 to 1000000")
-			haveRate = true
-		case "max_active":
-			w.MaxActive = 0
-			if !null {
-				w.MaxActive = intValue(val, v, name, 0, ticketrush.MaxTicketQuantity, "must be an integer from 0 (no cap) to 100000000")
-			}
-		case "pass_seconds":
-			w.PassSeconds = ticketrush.DefaultPassSeconds
-			if !null {
-				w.PassSeconds = intValue(val, v, name, 1, ticketrush.MaxHoldSeconds, "must be an integer from 1 to 86400")
-			}
-		case "challenge_bits":
-			w.ChallengeBits = 0
-			if !null {
-				w.ChallengeBits = intValue(val, v, name, 0, ticketrush.MaxChallengeBits, "must be an integer from 0 to 24")
-			}
-		case "prequeue_opens_at":
-			w.PrequeueOpensAt = nil
-			if !null {
-				w.PrequeueOpensAt = timeValue(val, v, name)
-			}
-		case "paused":
-			w.Paused = false
-			if !null {
-				w.Paused, _ = boolValue(val, v, name)
-			}
-		default:
-			v.Add(prefix+"."+truncate(key, 64), msgUnknownField)
+	switch {
+	case f.IsNull("admit_per_minute"):
+		haveRate = false
+	case f.Has("admit_per_minute"):
+		// A bad value has its own message; it must not also read as
+		// missing.
+		haveRate = true
+		if n, ok := f.OptInt("admit_per_minute", 1, ticketrush.MaxAdmitPerMinute, "must be an integer from 1 to 1000000"); ok {
+			w.AdmitPerMinute = n
 		}
 	}
 	if !haveRate {
-		v.Add(prefix+".admit_per_minute", msgRequired)
+		f.Add("admit_per_minute", msgRequired)
+	}
+	optInt := func(name string, dst *int64, def, lo, hi int64, msg string) {
+		if f.IsNull(name) {
+			*dst = def
+		} else if n, ok := f.OptInt(name, lo, hi, msg); ok {
+			*dst = n
+		}
+	}
+	optInt("max_active", &w.MaxActive, 0, 0, ticketrush.MaxTicketQuantity, "must be an integer from 0 (no cap) to 100000000")
+	optInt("pass_seconds", &w.PassSeconds, ticketrush.DefaultPassSeconds, 1, ticketrush.MaxHoldSeconds, "must be an integer from 1 to 86400")
+	optInt("challenge_bits", &w.ChallengeBits, 0, 0, ticketrush.MaxChallengeBits, "must be an integer from 0 to 24")
+	if f.IsNull("prequeue_opens_at") {
+		w.PrequeueOpensAt = nil
+	} else if t, ok := f.OptTime("prequeue_opens_at"); ok {
+		w.PrequeueOpensAt = &t
+	}
+	if f.IsNull("paused") {
+		w.Paused = false
+	} else if b, ok := f.OptBool("paused"); ok {
+		w.Paused = b
 	}
 	return &w
-}
-
-func boolValue(val jsonValue, v ticketrush.ValidationError, name string) (bool, bool) {
-	if val.kind != kindBool {
-		v.Add(name, msgBool)
-		return false, false
-	}
-	return val.b, true
-}
-
-func nameValue(val jsonValue, v ticketrush.ValidationError) (string, bool) {
-	if val.kind != kindString {
-		v.Add("name", msgString)
-		return "", false
-	}
-	name := strings.TrimSpace(val.str)
-	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		v.Add("name", "must not contain control characters")
-		return "", false
-	}
-	return name, true
-}
-
-func timeValue(val jsonValue, v ticketrush.ValidationError, name string) *time.Time {
-	if val.kind != kindString {
-		v.Add(name, msgTime)
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, val.str)
-	if err != nil {
-		v.Add(name, msgTime)
-		return nil
-	}
-	t = t.UTC().Truncate(time.Microsecond)
-	if t.Year() < minSaleYear || t.Year() > maxSaleYear {
-		v.Add(name, msgTime)
-		return nil
-	}
-	return &t
 }
 
 // errNoQueues answers when the store has no waiting room support.

@@ -295,27 +295,10 @@ func decodeJoin(body []byte) (challenge, nonce string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	v := ticketrush.ValidationError{}
-	for key, val := range m {
-		switch key {
-		case "challenge", "nonce":
-			if val.kind == kindNull {
-				continue
-			}
-			if val.kind != kindString {
-				v.Add(key, msgString)
-				continue
-			}
-			if key == "challenge" {
-				challenge = val.str
-			} else {
-				nonce = val.str
-			}
-		default:
-			v.Add(truncate(key, 64), msgUnknownField)
-		}
-	}
-	return challenge, nonce, v.Err()
+	f := newForm(m)
+	challenge, _ = f.OptString("challenge")
+	nonce, _ = f.OptString("nonce")
+	return challenge, nonce, f.Err()
 }
 
 // getQueue reads the visitor's place. A waiting visitor whose position is
