@@ -222,7 +222,12 @@ func (s *Server) eventStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Envelope[Stats]{Data: newStats(st)})
+	out := newStats(st)
+	if out.Queue, err = s.queueFigures(ctx, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Envelope[Stats]{Data: out})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

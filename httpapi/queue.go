@@ -151,7 +151,7 @@ type Challenge struct {
 	ExpiresAt Time   `json:"expires_at"`
 }
 
-// QueueStats are an event's queue figures on the wire (the dashboard's).
+// QueueStats are an event's queue figures on the wire, in the admin stats.
 type QueueStats struct {
 	EventID            int64 `json:"event_id"`
 	Prequeue           int64 `json:"prequeue"`
@@ -456,27 +456,21 @@ func errNoWaitingRoom() error {
 	return ticketrush.Errorf(ticketrush.EWaitingRoomNotFound, "This event has no waiting room.")
 }
 
-// queueStats answers an event's queue figures for the dashboard, read
-// fresh.
-func (s *Server) queueStats(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queueStore()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+// queueFigures returns an event's queue figures for the dashboard, read
+// fresh; nil when it has no waiting room.
+func (s *Server) queueFigures(ctx context.Context, id int64) (*QueueStats, error) {
+	if s.wr.queues == nil {
+		return nil, nil
 	}
-	id, err := pathID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	st, err := s.wr.queues.QueueStats(ctx, id)
+	switch {
+	case ticketrush.ErrorCode(err) == ticketrush.EWaitingRoomNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, err
 	}
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	st, err := q.QueueStats(ctx, id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, Envelope[QueueStats]{Data: newQueueStats(st)})
+	q := newQueueStats(st)
+	return &q, nil
 }
 
 // admission verifies the Admission-Pass of a reserve for eventID and

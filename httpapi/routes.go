@@ -20,7 +20,6 @@ func (s *Server) routes() {
 	s.handle("GET /api/admin/events/{id}", s.admin(s.getAdminEvent))
 	s.handle("PATCH /api/admin/events/{id}", s.admin(s.patchEvent))
 	s.handle("DELETE /api/admin/events/{id}", s.admin(s.deleteEvent))
-	s.handle("GET /api/admin/events/{id}/queue", s.admin(s.queueStats))
 
 	s.handle("GET /api/events/{id}/queue/challenge", s.queueChallenge)
 	s.handle("POST /api/events/{id}/queue", s.joinHandler())

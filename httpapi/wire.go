@@ -109,6 +109,8 @@ type Stats struct {
 	Purchased int64 `json:"purchased"`
 	Expired   int64 `json:"expired"`
 	Cancelled int64 `json:"cancelled"`
+	// Queue is the waiting room's figures, null when the event has none.
+	Queue *QueueStats `json:"queue"`
 }
 
 // Envelope wraps every successful answer: {"data": …}.
