@@ -149,17 +149,17 @@ func TestChallengeCheck(t *testing.T) {
 	}
 	kr2 := newKeyring([]PassKey{testKey2})
 	cases := map[string]func() error{
-		"wrong nonce":      func() error { return c.check(3, visitorA, 8, ch, wrong, start) },
-		"another visitor":  func() error { return c.check(3, visitorB, 8, ch, nonce, start) },
-		"another event":    func() error { return c.check(4, visitorA, 8, ch, nonce, start) },
-		"expired":          func() error { return c.check(3, visitorA, 8, ch, nonce, exp) },
-		"room got harder":  func() error { return c.check(3, visitorA, 12, ch, nonce, start) },
-		"bits lowered":     func() error { return c.check(3, visitorA, 0, "0"+ch[1:], nonce, start) },
-		"unknown key":      func() error { return (&challenger{keys: kr2}).check(3, visitorA, 8, ch, nonce, start) },
-		"empty nonce":      func() error { return c.check(3, visitorA, 8, ch, "", start) },
-		"nonce too long":   func() error { return c.check(3, visitorA, 8, ch, strings.Repeat("a", 65), start) },
-		"nonce not alnum":  func() error { return c.check(3, visitorA, 8, ch, nonce+"-", start) },
-		"garbage":          func() error { return c.check(3, visitorA, 0, "x", "1", start) },
+		"wrong nonce":     func() error { return c.check(3, visitorA, 8, ch, wrong, start) },
+		"another visitor": func() error { return c.check(3, visitorB, 8, ch, nonce, start) },
+		"another event":   func() error { return c.check(4, visitorA, 8, ch, nonce, start) },
+		"expired":         func() error { return c.check(3, visitorA, 8, ch, nonce, exp) },
+		"room got harder": func() error { return c.check(3, visitorA, 12, ch, nonce, start) },
+		"bits lowered":    func() error { return c.check(3, visitorA, 0, "0"+ch[1:], nonce, start) },
+		"unknown key":     func() error { return (&challenger{keys: kr2}).check(3, visitorA, 8, ch, nonce, start) },
+		"empty nonce":     func() error { return c.check(3, visitorA, 8, ch, "", start) },
+		"nonce too long":  func() error { return c.check(3, visitorA, 8, ch, strings.Repeat("a", 65), start) },
+		"nonce not alnum": func() error { return c.check(3, visitorA, 8, ch, nonce+"-", start) },
+		"garbage":         func() error { return c.check(3, visitorA, 0, "x", "1", start) },
 		"pass as a challenge": func() error {
 			p, _ := c.keys.sign(Pass{EventID: 3, Visitor: visitorA, Attempt: 1, ExpiresAt: start})
 			return c.check(3, visitorA, 0, p, "1", start)

@@ -234,9 +234,13 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return 0, err
+	// A room without a challenge takes a join without a body, and a
+	// bodyless request needs no Content-Type.
+	var body []byte
+	if r.ContentLength != 0 {
+		if body, err = readBody(w, r); err != nil {
+			return 0, err
+		}
 	}
 	challenge, nonce, err := decodeJoin(body)
 	if err != nil {
