@@ -158,13 +158,13 @@ func validNonce(s string) bool {
 	return true
 }
 
-// ProofOfWork is the built-in JoinVerifier: when the room's challenge_bits
+// proofOfWork is the built-in JoinVerifier: when the room's challenge_bits
 // is above 0, a join must carry a challenge from GET
 // /api/events/{id}/queue/challenge and a nonce solving it.
-type ProofOfWork struct{ c *challenger }
+type proofOfWork struct{ c *challenger }
 
 // VerifyJoin implements JoinVerifier. The proof is the challenge itself.
-func (p ProofOfWork) VerifyJoin(_ context.Context, j JoinAttempt) (string, error) {
+func (p proofOfWork) VerifyJoin(_ context.Context, j JoinAttempt) (string, error) {
 	w := j.Event.WaitingRoom
 	if w == nil || w.ChallengeBits == 0 {
 		return "", nil

@@ -83,7 +83,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 	}
 	wr.keys = newKeyring(keys)
 	wr.challenge = &challenger{keys: wr.keys}
-	wr.verifiers = append([]JoinVerifier{ProofOfWork{wr.challenge}}, cfg.Verifiers...)
+	wr.verifiers = append([]JoinVerifier{proofOfWork{wr.challenge}}, cfg.Verifiers...)
 	ttl := cfg.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultQueueCacheTTL
