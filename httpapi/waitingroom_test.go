@@ -528,3 +528,66 @@ func TestPollCache(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryAfterPassExpiry: a reserve that succeeded is answered again on
+// a retry with its Idempotency-Key even after the pass has run out.
+func TestRetryAfterPassExpiry(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Retry","ticket_quantity":10,"waiting_room":{"admit_per_minute":10,"pass_seconds":60}}`)
+		e.join(t, ev.ID, tokenA, "", http.StatusCreated)
+		e.advance(t, ev.ID)
+		pass := *e.poll(t, ev.ID, tokenA).Pass
+		first := decode[Reservation](t, e.reserveWithPass(t, ev.ID, 1, tokenA, pass, "order-1", http.StatusCreated))
+		e.clock.Advance(61 * time.Second)
+		again := decode[Reservation](t, e.reserveWithPass(t, ev.ID, 1, tokenA, pass, "order-1", http.StatusCreated))
+		if again.ID != first.ID {
+			t.Errorf("retry got %d, want %d", again.ID, first.ID)
+		}
+		wantCode(t, e.reserveWithPass(t, ev.ID, 1, tokenA, pass, "", http.StatusForbidden), ticketrush.EAdmissionExpired)
+		wantCode(t, e.reserveWithPass(t, ev.ID, 1, tokenA, pass, "order-2", http.StatusForbidden), ticketrush.EAdmissionInvalid)
+		// A pass sent to an event without a waiting room is ignored.
+		plain := e.createEvent(t, `{"name":"Plain","ticket_quantity":10}`)
+		e.reserveWithPass(t, plain.ID, 1, tokenA, pass, "", http.StatusCreated)
+	})
+}
+
+// captcha is an external join check, as a deployment would add one.
+type captcha struct{}
+
+func (captcha) VerifyJoin(_ context.Context, j JoinAttempt) (string, error) {
+	if j.Request.Header.Get("Captcha-Response") != "human" {
+		return "", ticketrush.Errorf(ticketrush.EChallengeFailed, "Solve the captcha first.")
+	}
+	return "captcha:" + j.Visitor, nil
+}
+
+func TestJoinVerifier(t *testing.T) {
+	forEachRoomBackendWith(t, func(c *WaitingRoomConfig) {
+		c.CacheTTL = -1
+		c.Verifiers = []JoinVerifier{captcha{}}
+	}, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Captcha","ticket_quantity":10,"waiting_room":{"admit_per_minute":10}}`)
+		path := fmt.Sprintf("/api/events/%d/queue", ev.ID)
+		wantCode(t, e.must(t, request{method: "POST", path: path, headers: visitor(tokenA)}, 422), ticketrush.EChallengeFailed)
+		e.must(t, request{method: "POST", path: path, headers: map[string]string{"Visitor-Token": tokenA, "Captcha-Response": "human"}}, http.StatusCreated)
+	})
+}
+
+// TestJoinQuota: joins beyond the per-address quota answer 429.
+func TestJoinQuota(t *testing.T) {
+	forEachRoomBackendWith(t, func(c *WaitingRoomConfig) {
+		c.CacheTTL = -1
+		c.JoinsPerSecond, c.JoinBurst = 0.001, 2
+	}, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Quota","ticket_quantity":10,"waiting_room":{"admit_per_minute":10}}`)
+		var token string
+		for range 2 {
+			_, res := e.join(t, ev.ID, "", "", http.StatusCreated)
+			token = res.header.Get("Visitor-Token")
+		}
+		res := e.must(t, request{method: "POST", path: fmt.Sprintf("/api/events/%d/queue", ev.ID)}, http.StatusTooManyRequests)
+		wantCode(t, res, ticketrush.ERateLimited)
+		// Polls are not joins.
+		e.poll(t, ev.ID, token)
+	})
+}
