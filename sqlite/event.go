@@ -111,6 +111,18 @@ func errEventNotFound() error {
 
 // CreateEvent creates an event with Capacity = TicketQuantity.
 func (s *Store) CreateEvent(ctx context.Context, ne ticketrush.NewEvent) (*ticketrush.Event, error) {
+	return s.createEvent(ctx, ne, false)
+}
+
+// CreateFirstEvent creates the event only when the database has none, and
+// returns nil (and no error) when it has one. The check and the insert are
+// one statement of one write transaction, so several nodes starting at once
+// on an empty database create it once.
+func (s *Store) CreateFirstEvent(ctx context.Context, ne ticketrush.NewEvent) (*ticketrush.Event, error) {
+	return s.createEvent(ctx, ne, true)
+}
+
+func (s *Store) createEvent(ctx context.Context, ne ticketrush.NewEvent, first bool) (*ticketrush.Event, error) {
 	if err := ne.Validate(); err != nil {
 		return nil, err
 	}
@@ -137,11 +149,24 @@ func (s *Store) CreateEvent(ctx context.Context, ne ticketrush.NewEvent) (*ticke
 		return nil, err
 	}
 	defer tx.Rollback()
-	res, err := tx.StmtContext(ctx, st.insertEvent).ExecContext(ctx, e.Name, e.TicketQuantity, e.Capacity,
+	insert := st.insertEvent
+	if first {
+		insert = st.insertFirstEvent
+	}
+	res, err := tx.StmtContext(ctx, insert).ExecContext(ctx, e.Name, e.TicketQuantity, e.Capacity,
 		e.HoldSeconds, e.MaxPerVisitor, nullTime(e.SaleStartsAt), formatTime(now), formatTime(now),
 		e.MaxPerOrder, boolInt(e.Hidden))
 	if err != nil {
 		return nil, dbError(ctx, err)
+	}
+	if first {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+		if n == 0 {
+			return nil, nil
+		}
 	}
 	if e.ID, err = res.LastInsertId(); err != nil {
 		return nil, dbError(ctx, err)
@@ -151,8 +176,8 @@ func (s *Store) CreateEvent(ctx context.Context, ne ticketrush.NewEvent) (*ticke
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

@@ -35,6 +35,13 @@ const (
 		max_per_order, hidden, sale_closed)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
 
+	// sqlInsertFirstEvent inserts the event only into an empty table.
+	sqlInsertFirstEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+		max_per_visitor, sale_starts_at, created_at, updated_at,
+		max_per_order, hidden, sale_closed)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
+		WHERE NOT EXISTS (SELECT 1 FROM events)`
+
 	// sqlStats counts in one statement, so in one snapshot of the database.
 	sqlStats = `SELECT e.capacity, e.ticket_quantity,
 		COALESCE(SUM(r.amount) FILTER (WHERE r.status = 'reserved'), 0),
@@ -174,13 +181,13 @@ const (
 // statements are the store's prepared statements: those used inside write
 // transactions on the write pool, the others on the read pool.
 type statements struct {
-	event, insertEvent, setStock, addStock                *sql.Stmt
-	reservation, idempotent, idempotentMany               *sql.Stmt
-	visitorHeld, visitorHeldMany                          *sql.Stmt
-	insertReservation, insertReservations, maxReservation *sql.Stmt
-	setStatus, releaseEvent, releaseExpired               *sql.Stmt
-	entry, entries, insertEntries, expireEntries          *sql.Stmt
-	useAdmissions, room, setRoom, countPrequeue           *sql.Stmt
+	event, insertEvent, insertFirstEvent, setStock, addStock *sql.Stmt
+	reservation, idempotent, idempotentMany                  *sql.Stmt
+	visitorHeld, visitorHeldMany                             *sql.Stmt
+	insertReservation, insertReservations, maxReservation    *sql.Stmt
+	setStatus, releaseEvent, releaseExpired                  *sql.Stmt
+	entry, entries, insertEntries, expireEntries             *sql.Stmt
+	useAdmissions, room, setRoom, countPrequeue              *sql.Stmt
 
 	readEvent, readEvents, readStats, readReservation, readAnyExpired *sql.Stmt
 	readEntry, readRoom                                               *sql.Stmt
@@ -206,6 +213,7 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 	}{
 		{s.wdb, &st.event, sqlEvent},
 		{s.wdb, &st.insertEvent, sqlInsertEvent},
+		{s.wdb, &st.insertFirstEvent, sqlInsertFirstEvent},
 		{s.wdb, &st.setStock, sqlSetStock},
 		{s.wdb, &st.addStock, sqlAddStock},
 		{s.wdb, &st.reservation, sqlReservation},
@@ -249,7 +257,7 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 func (st *statements) close() error {
 	var errs []error
 	for _, stmt := range []*sql.Stmt{
-		st.event, st.insertEvent, st.setStock, st.addStock,
+		st.event, st.insertEvent, st.insertFirstEvent, st.setStock, st.addStock,
 		st.reservation, st.idempotent, st.idempotentMany,
 		st.visitorHeld, st.visitorHeldMany,
 		st.insertReservation, st.insertReservations, st.maxReservation,

@@ -311,3 +311,82 @@ func TestQueueTwoProcesses(t *testing.T) {
 		t.Fatalf("%d distinct positions up to %d, want 1…%d", distinct, max, n)
 	}
 }
+
+// TestQueueWindowAcrossProcesses advances one queue from two stores on one
+// file while the clock moves: in no 60 s window of admission stamps are
+// there more than admit_per_minute, and admission keeps up with the rate.
+func TestQueueWindowAcrossProcesses(t *testing.T) {
+	path, c := newDB(t)
+	a, b := open(t, path, c), open(t, path, c)
+	const rate = 120
+	e := roomEvent(t, a, 5000, start, nil, ticketrush.WaitingRoom{AdmitPerMinute: rate, PassSeconds: 30})
+	vs := visitors(2000)
+	for i := 0; i < len(vs); i += 500 {
+		join(t, a, e.ID, vs[i:i+500]...)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for _, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.AdvanceQueue(context.Background(), e.ID); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	// Three minutes in steps of 100 ms, each long enough for both stores
+	// to step at that instant.
+	for range 1800 {
+		time.Sleep(200 * time.Microsecond)
+		c.Advance(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+
+	rows, err := a.rdb.Query(`SELECT admitted_at FROM queue_entries WHERE admitted_at IS NOT NULL ORDER BY admitted_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamps []time.Time
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		ts, err := parseTime(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamps = append(stamps, ts)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	lo := 0
+	for hi, ts := range stamps {
+		for !stamps[lo].After(ts.Add(-time.Minute)) {
+			lo++
+		}
+		if n := hi - lo + 1; n > rate {
+			t.Fatalf("%d admissions in the 60 s up to %v, more than %d", n, ts, rate)
+		}
+	}
+	// Three minutes at 120 a minute, less the start of the smoothing.
+	if len(stamps) < 3*rate-10 || len(stamps) > 3*rate+1 {
+		t.Errorf("%d admitted in three minutes at %d a minute", len(stamps), rate)
+	}
+	st, err := b.QueueStats(t.Context(), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Admitted != int64(len(stamps)) || st.Serving != int64(len(stamps)) {
+		t.Errorf("stats %+v for %d stamps", *st, len(stamps))
+	}
+}

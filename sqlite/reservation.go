@@ -109,8 +109,8 @@ func (s *Store) settle(ctx context.Context, id int64, visitor, to string) (*tick
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	if expired {
 		return nil, errExpired()
@@ -182,8 +182,8 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

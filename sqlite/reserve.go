@@ -95,8 +95,8 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 			if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
 				return nil, dbError(ctx, err)
 			}
-			if err := tx.Commit(); err != nil {
-				return nil, dbError(ctx, err)
+			if err := s.commit(ctx, tx); err != nil {
+				return nil, err
 			}
 		}
 		return nil, decision

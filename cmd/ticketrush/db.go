@@ -96,9 +96,25 @@ const (
 	demoTickets = 2000
 )
 
+// firstEventCreator is a store that can create an event only when it has
+// none, atomically (CreateFirstEvent returns nil when there was one), so
+// several nodes starting at once on one empty database seed the demo event
+// once.
+type firstEventCreator interface {
+	CreateFirstEvent(ctx context.Context, e ticketrush.NewEvent) (*ticketrush.Event, error)
+}
+
 // seedDemo creates the original's demo event when the database has no
 // events, so a fresh install can sell a ticket at once.
 func seedDemo(ctx context.Context, s ticketrush.Store, hold time.Duration) (*ticketrush.Event, error) {
+	demo := ticketrush.NewEvent{
+		Name:           demoName,
+		TicketQuantity: demoTickets,
+		HoldSeconds:    int64(hold / time.Second),
+	}
+	if fc, ok := s.(firstEventCreator); ok {
+		return fc.CreateFirstEvent(ctx, demo)
+	}
 	events, err := s.Events(ctx)
 	if err != nil {
 		return nil, err
@@ -106,11 +122,7 @@ func seedDemo(ctx context.Context, s ticketrush.Store, hold time.Duration) (*tic
 	if len(events) > 0 {
 		return nil, nil
 	}
-	return s.CreateEvent(ctx, ticketrush.NewEvent{
-		Name:           demoName,
-		TicketQuantity: demoTickets,
-		HoldSeconds:    int64(hold / time.Second),
-	})
+	return s.CreateEvent(ctx, demo)
 }
 
 // envDuration reads a duration default from the environment.
