@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -30,6 +31,9 @@ type proxy struct {
 	pairs map[*pair]struct{}
 	held  map[net.Conn]struct{} // accepted during a blackhole, never connected
 	wg    sync.WaitGroup
+	// commitCut, when set, is closed once the next COMMIT's answer has
+	// been dropped and its connection cut (see cutNextCommit).
+	commitCut chan struct{}
 }
 
 const (
@@ -129,6 +133,21 @@ func (p *proxy) connect(c net.Conn) {
 	go p.pump(pr, s, c)
 }
 
+// pgCommitted is PostgreSQL's CommandComplete message for COMMIT: the
+// server sends it once the transaction is durable.
+var pgCommitted = []byte("C\x00\x00\x00\x0bCOMMIT\x00")
+
+// cutNextCommit arms the proxy to drop the answer of the next COMMIT that
+// PostgreSQL confirms, and to reset that connection at once: the
+// transaction is committed, the client never hears so. The returned
+// channel is closed when it has happened.
+func (p *proxy) cutNextCommit() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.commitCut = make(chan struct{})
+	return p.commitCut
+}
+
 // pump copies src to dst until either side fails or the pair is cut.
 func (p *proxy) pump(pr *pair, src, dst net.Conn) {
 	defer p.wg.Done()
@@ -148,6 +167,11 @@ func (p *proxy) pump(pr *pair, src, dst net.Conn) {
 				p.cond.Wait()
 			}
 			cut := pr.frozen || p.state != proxyUp
+			if !cut && p.commitCut != nil && src == pr.server && bytes.Contains(buf[:n], pgCommitted) {
+				close(p.commitCut)
+				p.commitCut = nil
+				cut = true
+			}
 			p.mu.Unlock()
 			if cut {
 				return

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -228,13 +229,15 @@ func (e *inDoubtError) Error() string { return "outcome unknown: " + e.err.Error
 func (e *inDoubtError) Unwrap() error { return e.err }
 
 // afterCommitSent classifies an error of a round trip that carried a
-// COMMIT. An answer from the server (a PgError) means the transaction
-// failed and was rolled back; an error pgconn says happened before anything
-// was sent leaves nothing applied; any other error (a deadline, a cut
-// connection) leaves the outcome unknown.
+// COMMIT on a connection that was open when it began. An answer from the
+// server (a PgError) means the transaction failed and was rolled back; any
+// other error (a deadline, a cut connection) leaves the outcome unknown.
+// pgconn's own "safe to retry" mark is no guide here: once a read has
+// failed it reports the connection closed, and marks that safe, although
+// the COMMIT had gone out.
 func afterCommitSent(err error) error {
 	var pe *pgconn.PgError
-	if err == nil || errors.As(err, &pe) || pgconn.SafeToRetry(err) {
+	if err == nil || errors.As(err, &pe) {
 		return err
 	}
 	var de *ticketrush.Error
@@ -288,11 +291,19 @@ func retryable(err error) bool {
 	return false
 }
 
+// deadlocks counts the deadlocks PostgreSQL reported to this process, for
+// tests: the lock order is meant to make it stay zero.
+var deadlocks atomic.Int64
+
 // retry runs fn until it succeeds, fails for a reason retrying cannot fix,
 // or has been tried maxAttempts times.
 func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "40P01" {
+			deadlocks.Add(1)
+		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}

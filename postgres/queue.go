@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ticketrush/ticketrush"
@@ -397,6 +398,9 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 // commitBatch sends b, whose last statement is COMMIT, and checks that the
 // transaction ended. An error after b was sent leaves the outcome unknown.
 func commitBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) error {
+	if conn.Conn().IsClosed() {
+		return pgconn.ErrConnClosed
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return afterCommitSent(err)
 	}

@@ -156,13 +156,30 @@ func errExpired() error {
 	return ticketrush.Errorf(ticketrush.EExpired, "Reservation has expired.")
 }
 
-// releaseExpired releases the oldest expired holds of all events. SKIP
-// LOCKED hands each hold to exactly one of several concurrent sweepers, and
-// keeps a sweeper from waiting on a hold a purchase or cancel is settling.
+// dueEvents finds the events of the oldest expired holds, without locking
+// anything.
+const dueEvents = `
+SELECT DISTINCT event_id FROM (
+	SELECT event_id FROM reservations
+	WHERE status = 'reserved' AND expires_at <= $1
+	ORDER BY expires_at
+	LIMIT $2
+) AS due
+ORDER BY event_id`
+
+// lockEvents locks event rows in id order, so two sweepers that restock the
+// same events can never wait on each other in a cycle.
+const lockEvents = `SELECT id FROM events WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`
+
+// releaseExpired releases the oldest expired holds of the events the
+// sweeper has locked, and gives their tickets back, in one statement. SKIP
+// LOCKED hands each hold to exactly one of several concurrent sweepers,
+// and keeps a sweeper from waiting on a hold a purchase or cancel is
+// settling.
 const releaseExpired = `
 WITH due AS (
 	SELECT id FROM reservations
-	WHERE status = 'reserved' AND expires_at <= $1
+	WHERE status = 'reserved' AND expires_at <= $1 AND event_id = ANY($3::bigint[])
 	ORDER BY expires_at
 	LIMIT $2
 	FOR UPDATE SKIP LOCKED
@@ -170,18 +187,13 @@ WITH due AS (
 	UPDATE reservations r SET status = 'expired', updated_at = $1
 	FROM due WHERE r.id = due.id
 	RETURNING r.event_id, r.amount
+), sums AS (
+	SELECT event_id, count(*) AS holds, sum(amount) AS tickets FROM released GROUP BY event_id
+), restocked AS (
+	UPDATE events SET ticket_quantity = events.ticket_quantity + sums.tickets, updated_at = $1
+	FROM sums WHERE events.id = sums.event_id
 )
-SELECT event_id, count(*), sum(amount)::bigint
-FROM released GROUP BY event_id ORDER BY event_id`
-
-// lockEvents locks event rows in id order, so two sweepers that restock the
-// same events can never wait on each other in a cycle.
-const lockEvents = `SELECT id FROM events WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`
-
-const restockEvents = `
-UPDATE events SET ticket_quantity = events.ticket_quantity + d.tickets, updated_at = $3
-FROM unnest($1::bigint[], $2::bigint[]) AS d(id, tickets)
-WHERE events.id = d.id`
+SELECT coalesce(sum(holds), 0)::bigint FROM sums`
 
 // ReleaseExpired releases at most limit expired holds across all events,
 // in one transaction of two round trips.
@@ -200,57 +212,24 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	return n, nil
 }
 
+// releaseExpired locks the event rows before any hold: a sweeper holding
+// hold rows while it queued for a hot event row would make the reserves
+// ahead of it, whose SKIP LOCKED passes over those rows, answer sold out
+// with tickets about to come back. Holding the event rows first, it takes
+// its turn among the reserves like one of them.
 func (s *Store) releaseExpired(ctx context.Context, limit int) (int, error) {
 	now := s.now()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
+	rows, _ := s.pool.Query(ctx, dueEvents, now, limit)
+	events, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(events) == 0 {
 		return 0, err
 	}
-	defer conn.Release()
-	defer rollback(conn) // a no-op after the commit
-
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(releaseExpired, now, limit)
-	br := conn.SendBatch(ctx, b)
-	var (
-		events, tickets []int64
-		holds           int
-	)
-	err = func() error {
-		if _, err := br.Exec(); err != nil {
+	var holds int64
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockEvents, events); err != nil {
 			return err
 		}
-		rows, _ := br.Query()
-		var event, count, sum int64
-		_, err := pgx.ForEachRow(rows, []any{&event, &count, &sum}, func() error {
-			events = append(events, event)
-			tickets = append(tickets, sum)
-			holds += int(count)
-			return nil
-		})
-		return err
-	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if holds == 0 {
-		_, err := conn.Exec(ctx, "COMMIT")
-		return 0, err
-	}
-
-	b = &pgx.Batch{}
-	b.Queue(lockEvents, events)
-	b.Queue(restockEvents, events, tickets, now)
-	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return 0, err
-	}
-	if conn.Conn().PgConn().TxStatus() != 'I' {
-		return 0, errors.New("commit did not end the transaction")
-	}
-	return holds, nil
+		return tx.QueryRow(ctx, releaseExpired, now, limit, events).Scan(&holds)
+	})
+	return int(holds), err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ticketrush/ticketrush"
@@ -240,6 +241,10 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 		if _, err := tx.Exec(ctx, addStock, e.ID, released, now); err != nil {
 			return nil, err
 		}
+	}
+	if tx.Conn().IsClosed() {
+		// Nothing can be sent: the server rolls the transaction back.
+		return nil, pgconn.ErrConnClosed
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, afterCommitSent(err)
@@ -475,6 +480,9 @@ func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		b.Queue(insertReservations, users, amounts, ikeys, e.ID, expires, now, admissions)
 	}
 	b.Queue("COMMIT")
+	if conn.Conn().IsClosed() {
+		return nil, pgconn.ErrConnClosed
+	}
 	if err := writeBatch(ctx, conn, b, st.released > 0 || taken > 0, results, inserts); err != nil {
 		return nil, afterCommitSent(err)
 	}
