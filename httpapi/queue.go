@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,7 +90,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 		ttl = DefaultQueueCacheTTL
 	}
 	ttl = min(ttl, time.Second)
-	wr.rooms = &roomCache{ttl: ttl, cells: map[int64]*roomCell{}, load: func(ctx context.Context, id int64) roomSnap {
+	wr.rooms = &roomCache{ttl: ttl, load: func(ctx context.Context, id int64) roomSnap {
 		return loadRoom(ctx, s.store, wr.queues, id)
 	}, timeout: s.timeout}
 	wr.entries = newEntryCache(maxCachedEntries)
@@ -360,7 +361,7 @@ func (s *Server) writeQueueStatus(w http.ResponseWriter, status int, token strin
 	h := w.Header()
 	h.Set(headerVisitorToken, token)
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))
-	writeJSON(w, status, Envelope[QueueStatus]{Data: v})
+	writeBody(w, status, appendQueueStatus(make([]byte, 0, 256), &v))
 	return v.State
 }
 
@@ -537,77 +538,85 @@ func loadRoom(ctx context.Context, s ticketrush.Store, q ticketrush.Queues, id i
 const maxCachedRooms = 4096
 
 // roomCache keeps each event's snapshot for ttl, loading it once per
-// interval however many requests want it.
+// interval however many requests want it. A fresh snapshot is read without
+// a lock: polls are the waiting room's most frequent request.
 type roomCache struct {
 	ttl     time.Duration
 	timeout time.Duration
 	load    func(ctx context.Context, id int64) roomSnap
 
-	mu    sync.Mutex
-	cells map[int64]*roomCell
+	cells   sync.Map // int64 → *roomCell
+	n       atomic.Int64
+	pruneMu sync.Mutex
 }
 
 type roomCell struct {
-	mu     sync.Mutex
-	snap   roomSnap
-	at     time.Time
-	loaded bool
+	mu  sync.Mutex // held by the one request loading
+	cur atomic.Pointer[timedSnap]
+}
+
+type timedSnap struct {
+	snap roomSnap
+	at   time.Time
 }
 
 func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 	if c.ttl < 0 {
 		return c.load(ctx, id)
 	}
-	c.mu.Lock()
-	cell := c.cells[id]
-	if cell == nil {
-		if len(c.cells) >= maxCachedRooms {
+	v, ok := c.cells.Load(id)
+	if !ok {
+		var loaded bool
+		v, loaded = c.cells.LoadOrStore(id, &roomCell{})
+		if !loaded && c.n.Add(1) > maxCachedRooms {
 			c.prune()
 		}
-		cell = &roomCell{}
-		c.cells[id] = cell
 	}
-	c.mu.Unlock()
-
+	cell := v.(*roomCell)
+	if ts := cell.cur.Load(); ts != nil && time.Since(ts.at) < c.ttl {
+		return ts.snap
+	}
 	cell.mu.Lock()
 	defer cell.mu.Unlock()
-	if cell.loaded && time.Since(cell.at) < c.ttl {
-		return cell.snap
+	if ts := cell.cur.Load(); ts != nil && time.Since(ts.at) < c.ttl {
+		return ts.snap // another request loaded it while this one waited
 	}
-	// One request loads for all: the others wait on cell.mu and find it
-	// fresh. The load has its own deadline, so one caller giving up does
-	// not fail the others.
+	// The load has its own deadline, so one caller giving up does not
+	// fail the others waiting on cell.mu.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	snap := c.load(lctx, id)
 	cancel()
-	cell.snap, cell.at, cell.loaded = snap, time.Now(), true
+	cell.cur.Store(&timedSnap{snap: snap, at: time.Now()})
 	return snap
 }
 
-// prune drops stale cells, and if none is stale half of them; c.mu is held.
+// prune drops stale cells, then as many others as needed to get back to
+// half the cap.
 func (c *roomCache) prune() {
-	for id, cell := range c.cells {
-		if cell.mu.TryLock() {
-			stale := !cell.loaded || time.Since(cell.at) >= c.ttl
-			cell.mu.Unlock()
-			if stale {
-				delete(c.cells, id)
-			}
-		}
+	if !c.pruneMu.TryLock() {
+		return // another request is at it
 	}
-	for id := range c.cells {
-		if len(c.cells) < maxCachedRooms/2 {
-			break
+	defer c.pruneMu.Unlock()
+	c.cells.Range(func(k, v any) bool {
+		if ts := v.(*roomCell).cur.Load(); ts == nil || time.Since(ts.at) >= c.ttl {
+			c.forget(k.(int64))
 		}
-		delete(c.cells, id)
-	}
+		return true
+	})
+	c.cells.Range(func(k, v any) bool {
+		if c.n.Load() <= maxCachedRooms/2 {
+			return false
+		}
+		c.forget(k.(int64))
+		return true
+	})
 }
 
 // forget drops an event's snapshot, after this node changed it.
 func (c *roomCache) forget(id int64) {
-	c.mu.Lock()
-	delete(c.cells, id)
-	c.mu.Unlock()
+	if _, ok := c.cells.LoadAndDelete(id); ok {
+		c.n.Add(-1)
+	}
 }
 
 // maxCachedEntries bounds the queue entries a node remembers (about 100

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,5 +54,42 @@ func TestQueueViewRetryAfter(t *testing.T) {
 	held, _ := queueView(ev, &ticketrush.QueueStats{Serving: 1, Held: 3}, &ticketrush.QueueEntry{State: ticketrush.QueueWaiting, Position: 5}, now)
 	if held.State != "waiting" || *held.Ahead != 3 {
 		t.Errorf("holds outstanding: %+v", held)
+	}
+}
+
+// TestRoomCacheLoadsOncePerInterval: however many polls arrive at once, a
+// node reads an event's figures once per interval.
+func TestRoomCacheLoadsOncePerInterval(t *testing.T) {
+	var loads atomic.Int64
+	c := &roomCache{ttl: time.Hour, timeout: time.Second, load: func(ctx context.Context, id int64) roomSnap {
+		if id == 7 {
+			loads.Add(1)
+			time.Sleep(10 * time.Millisecond) // long enough for the others to pile up
+		}
+		return roomSnap{event: &ticketrush.Event{ID: id}}
+	}}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if snap := c.get(context.Background(), 7); snap.event == nil || snap.event.ID != 7 {
+				t.Errorf("snap = %+v", snap)
+			}
+		})
+	}
+	wg.Wait()
+	if n := loads.Load(); n != 1 {
+		t.Errorf("%d loads for 100 concurrent polls, want 1", n)
+	}
+	c.forget(7)
+	c.get(context.Background(), 7)
+	if n := loads.Load(); n != 2 {
+		t.Errorf("after forget: %d loads, want 2", n)
+	}
+	// Made-up ids do not grow the cache past its cap.
+	for id := range int64(3 * maxCachedRooms) {
+		c.get(context.Background(), 1000+id)
+	}
+	if n := c.n.Load(); n > maxCachedRooms {
+		t.Errorf("%d events cached, cap %d", n, maxCachedRooms)
 	}
 }

@@ -236,3 +236,40 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// appendQueueStatus appends {"data": q} exactly as encoding/json would,
+// without reflection: polls are the waiting room's most frequent answer.
+func appendQueueStatus(b []byte, q *QueueStatus) []byte {
+	b = append(b, `{"data":{"event_id":`...)
+	b = strconv.AppendInt(b, q.EventID, 10)
+	b = append(b, `,"state":`...)
+	b = appendString(b, q.State)
+	b = append(b, `,"position":`...)
+	b = appendOptInt(b, q.Position)
+	b = append(b, `,"ahead":`...)
+	b = appendOptInt(b, q.Ahead)
+	b = append(b, `,"estimated_wait_seconds":`...)
+	b = appendOptInt(b, q.EstimatedWaitSeconds)
+	b = append(b, `,"pass":`...)
+	if q.Pass == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, *q.Pass)
+	}
+	b = append(b, `,"pass_expires_at":`...)
+	if q.PassExpiresAt == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = q.PassExpiresAt.UTC().AppendFormat(b, TimeFormat)
+		b = append(b, '"')
+	}
+	return append(b, "}}"...)
+}
+
+func appendOptInt(b []byte, n *int64) []byte {
+	if n == nil {
+		return append(b, "null"...)
+	}
+	return strconv.AppendInt(b, *n, 10)
+}
