@@ -619,9 +619,9 @@ func (c *roomCache) forget(id int64) {
 	}
 }
 
-// maxCachedEntries bounds the queue entries a node remembers (about 100
-// bytes each).
-const maxCachedEntries = 1 << 20
+// maxCachedEntries bounds the queue entries a node remembers (under 100
+// bytes each with the map's own, so some 40 MB at most).
+const maxCachedEntries = 1 << 19
 
 // entryCache remembers the entries of visitors who wait, so that their
 // polls need no database read while the queue has not reached them.
@@ -640,12 +640,15 @@ type entryKey struct {
 	visitor uuid.UUID
 }
 
+// cachedEntry is what a poll needs of a waiting entry, kept small.
 type cachedEntry struct {
-	// eventUpdated is the event's UpdatedAt when the entry was read: any
-	// change of the event's settings (the room removed and set again, whose
-	// queue then starts afresh) makes the entry be read again.
-	eventUpdated time.Time
-	entry        ticketrush.QueueEntry
+	// eventUpdated is the event's UpdatedAt (Unix µs) when the entry was
+	// read: any change of the event's settings (the room removed and set
+	// again, whose queue then starts afresh) makes the entry be read again.
+	eventUpdated int64
+	position     int64
+	attempt      int64
+	prequeue     bool
 }
 
 func newEntryCache(max int) *entryCache {
@@ -684,7 +687,8 @@ func (c *entryCache) put(e *ticketrush.Event, en *ticketrush.QueueEntry) {
 			delete(sh.m, old)
 		}
 	}
-	sh.m[k] = cachedEntry{eventUpdated: e.UpdatedAt, entry: *en}
+	sh.m[k] = cachedEntry{eventUpdated: e.UpdatedAt.UnixMicro(), position: en.Position,
+		attempt: en.Attempt, prequeue: en.State == ticketrush.QueuePrequeue}
 }
 
 // lookup returns the visitor's entry when memory is enough to know it: a
@@ -700,15 +704,17 @@ func (c *entryCache) lookup(snap roomSnap, visitor string) (*ticketrush.QueueEnt
 	sh.mu.Lock()
 	ce, ok := sh.m[k]
 	sh.mu.Unlock()
-	if !ok || !ce.eventUpdated.Equal(snap.event.UpdatedAt) {
+	if !ok || ce.eventUpdated != snap.event.UpdatedAt.UnixMicro() {
 		return nil, false
 	}
-	en := ce.entry
+	en := &ticketrush.QueueEntry{EventID: snap.event.ID, Visitor: visitor, Attempt: ce.attempt, Position: ce.position}
 	switch {
-	case en.State == ticketrush.QueueWaiting && en.Position > snap.stats.Serving:
-		return &en, true
-	case en.State == ticketrush.QueuePrequeue && !snap.stats.Shuffled:
-		return &en, true
+	case !ce.prequeue && ce.position > snap.stats.Serving:
+		en.State = ticketrush.QueueWaiting
+		return en, true
+	case ce.prequeue && !snap.stats.Shuffled:
+		en.State = ticketrush.QueuePrequeue
+		return en, true
 	}
 	return nil, false
 }
