@@ -194,12 +194,12 @@ var immutableEventFields = []string{"id", "ticket_quantity", "capacity", "hold_s
 
 const msgMaxPerOrder = "must be an integer from 1 to 10000"
 
-// patchBool reads a boolean member of a patch: absent is nil, null has no
-// meaning for a flag and is refused.
+// patchBool reads a boolean member of a patch: absent is nil (unchanged);
+// null removes the setting, which for a flag is its default, false.
 func patchBool(f *form, name string) *bool {
 	if f.IsNull(name) {
-		f.Add(name, msgBool)
-		return nil
+		off := false
+		return &off
 	}
 	if b, ok := f.OptBool(name); ok {
 		return &b

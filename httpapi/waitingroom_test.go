@@ -372,9 +372,9 @@ func TestEventPatch(t *testing.T) {
 		if f := errorOf(t, r).Fields; f["waiting_room.admit_per_minute"] != "is required" {
 			t.Errorf("fields = %v", f)
 		}
-		r = patch(`{"nmae":"x","waiting_room":{"admit_per_minute":0,"admit_per_min":5},"ticket_quantity":5,"hidden":"yes","sale_closed":null}`, 422)
+		r = patch(`{"nmae":"x","waiting_room":{"admit_per_minute":0,"admit_per_min":5},"ticket_quantity":5,"hidden":"yes","name":null}`, 422)
 		f := errorOf(t, r).Fields
-		for _, name := range []string{"nmae", "waiting_room.admit_per_minute", "waiting_room.admit_per_min", "ticket_quantity", "hidden", "sale_closed"} {
+		for _, name := range []string{"nmae", "waiting_room.admit_per_minute", "waiting_room.admit_per_min", "ticket_quantity", "hidden", "name"} {
 			if f[name] == "" {
 				t.Errorf("field %s not named: %v", name, f)
 			}
@@ -408,10 +408,16 @@ func TestEventPatch(t *testing.T) {
 			t.Errorf("flags = %+v", got)
 		}
 		got = decode[Event](t, patch(`{"waiting_room":null,"max_per_order":null}`, 200))
-		if got.WaitingRoom != nil || got.MaxPerOrder != 10 || got.Name != "Renamed" {
+		if got.WaitingRoom != nil || got.MaxPerOrder != 10 || got.Name != "Renamed" || !got.SaleClosed {
 			t.Errorf("room removed = %+v", got)
 		}
 		wantCode(t, e.reserveWithPass(t, ev.ID, 1, tokenA, "", "", http.StatusConflict), ticketrush.ESaleClosed)
+		// null removes a flag: back to its default.
+		got = decode[Event](t, patch(`{"sale_closed":null,"hidden":null}`, 200))
+		if got.SaleClosed || *got.Hidden {
+			t.Errorf("flags removed = %+v", got)
+		}
+		e.reserveWithPass(t, ev.ID, 1, tokenA, "", "", http.StatusCreated)
 		wantCode(t, e.must(t, request{method: "PATCH", path: "/api/admin/events/999999", headers: admin(), body: `{"hidden":true}`}, 404), ticketrush.EEventNotFound)
 		e.must(t, request{method: "PATCH", path: path, body: `{"hidden":true}`}, 401)
 	})
