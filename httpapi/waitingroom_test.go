@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,6 +250,9 @@ func TestWaitingRoomFlow(t *testing.T) {
 			t.Errorf("B joining again = %+v, want waiting at 4", b)
 		}
 		checkInvariant(t, e)
+		if _, mac, _ := strings.Cut(pass[3:], "."); strings.Contains(e.log.String(), mac) {
+			t.Error("a pass reached the log")
+		}
 	})
 }
 
@@ -595,5 +599,41 @@ func TestJoinQuota(t *testing.T) {
 		wantCode(t, res, ticketrush.ERateLimited)
 		// Polls are not joins.
 		e.poll(t, ev.ID, token)
+	})
+}
+
+// TestConcurrentJoins: joins arriving together are group-committed and
+// get dense, distinct positions; each visitor's repeat keeps its place.
+func TestConcurrentJoins(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Crowd","ticket_quantity":10,"waiting_room":{"admit_per_minute":10}}`)
+		const n = 60
+		tokens := make([]string, n)
+		positions := make([]int64, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			tokens[i] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+			wg.Go(func() {
+				res := e.do(t, request{method: "POST", path: fmt.Sprintf("/api/events/%d/queue", ev.ID), headers: visitor(tokens[i])})
+				if res.status != http.StatusCreated {
+					t.Errorf("join %d: %d %s", i, res.status, res.body)
+					return
+				}
+				positions[i] = *decode[QueueStatus](t, res).Position
+			})
+		}
+		wg.Wait()
+		seen := map[int64]bool{}
+		for _, p := range positions {
+			if p < 1 || p > n || seen[p] {
+				t.Fatalf("positions %v: not 1…%d once each", positions, n)
+			}
+			seen[p] = true
+		}
+		for i := range 5 {
+			if s, _ := e.join(t, ev.ID, tokens[i], "", http.StatusOK); *s.Position != positions[i] {
+				t.Errorf("repeat join of %d: position %d, was %d", i, *s.Position, positions[i])
+			}
+		}
 	})
 }
