@@ -42,9 +42,10 @@ type JoinAttempt struct {
 type JoinVerifier interface {
 	// VerifyJoin returns nil to let the join go ahead, or an error to
 	// refuse it (a *ticketrush.Error such as EChallengeFailed is answered
-	// as such). proof, when not "", identifies what was proven; a visitor
-	// cannot make a new queue entry with the proof of its previous one, so
-	// a proof works once.
+	// as such). proof, when not "", identifies what was proven. The first
+	// verifier's non-empty proof (the proof of work's challenge, when the
+	// room asks one) is stored with the entry, and a visitor cannot make a
+	// new entry with the proof of its previous one, so it works once.
 	VerifyJoin(ctx context.Context, j JoinAttempt) (proof string, err error)
 }
 

@@ -263,7 +263,9 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if p != "" {
+		if proof == "" {
+			// The built-in proof of work goes first: its challenge is the
+			// one a visitor may not reuse for a new entry.
 			proof = p
 		}
 	}
