@@ -565,10 +565,11 @@ func TestRetryAfterPassExpiry(t *testing.T) {
 type captcha struct{}
 
 func (captcha) VerifyJoin(_ context.Context, j JoinAttempt) (string, error) {
-	if j.Request.Header.Get("Captcha-Response") != "human" {
+	r := j.Request.Header.Get("Captcha-Response")
+	if !strings.HasPrefix(r, "human") {
 		return "", ticketrush.Errorf(ticketrush.EChallengeFailed, "Solve the captcha first.")
 	}
-	return "captcha:" + j.Visitor, nil
+	return "captcha:" + r, nil // a fresh response each time, as real ones are
 }
 
 func TestJoinVerifier(t *testing.T) {
@@ -576,10 +577,24 @@ func TestJoinVerifier(t *testing.T) {
 		c.CacheTTL = -1
 		c.Verifiers = []JoinVerifier{captcha{}}
 	}, func(t *testing.T, e *env) {
-		ev := e.createEvent(t, `{"name":"Captcha","ticket_quantity":10,"waiting_room":{"admit_per_minute":10}}`)
+		ev := e.createEvent(t, `{"name":"Captcha","ticket_quantity":10,"waiting_room":{"admit_per_minute":600,"pass_seconds":10}}`)
 		path := fmt.Sprintf("/api/events/%d/queue", ev.ID)
 		wantCode(t, e.must(t, request{method: "POST", path: path, headers: visitor(tokenA)}, 422), ticketrush.EChallengeFailed)
 		e.must(t, request{method: "POST", path: path, headers: map[string]string{"Visitor-Token": tokenA, "Captcha-Response": "human"}}, http.StatusCreated)
+
+		// With a proof of work as well, both must pass, and a fresh
+		// captcha does not let the old challenge make a new entry.
+		e.must(t, request{method: "PATCH", path: fmt.Sprintf("/api/admin/events/%d", ev.ID), headers: admin(), body: `{"waiting_room":{"challenge_bits":4}}`}, 200)
+		ch := decode[Challenge](t, e.must(t, request{method: "GET", path: path + "/challenge", headers: visitor(tokenB)}, 200))
+		body := fmt.Sprintf(`{"challenge":%q,"nonce":%q}`, ch.Challenge, solveChallenge(ch.Challenge, tokenB, 4))
+		e.must(t, request{method: "POST", path: path, headers: map[string]string{"Visitor-Token": tokenB}, body: body}, 422)
+		e.must(t, request{method: "POST", path: path, headers: map[string]string{"Visitor-Token": tokenB, "Captcha-Response": "human-1"}, body: body}, http.StatusCreated)
+		e.advance(t, ev.ID)
+		e.clock.Advance(11 * time.Second)
+		if s := e.poll(t, ev.ID, tokenB); s.State != "expired" {
+			t.Fatalf("B = %+v", s)
+		}
+		wantCode(t, e.must(t, request{method: "POST", path: path, headers: map[string]string{"Visitor-Token": tokenB, "Captcha-Response": "human-2"}, body: body}, 422), ticketrush.EChallengeFailed)
 	})
 }
 
