@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -113,7 +112,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 // queueStore returns the store's waiting room.
 func (s *Server) queueStore() (ticketrush.Queues, error) {
 	if s.wr.queues == nil {
-		return nil, fmt.Errorf("%w", errNoQueues)
+		return nil, errNoQueues
 	}
 	return s.wr.queues, nil
 }
