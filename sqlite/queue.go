@@ -669,23 +669,25 @@ func shuffle(ctx context.Context, tx *sql.Tx, q *queue, eventID int64) (int, err
 		return 0, err
 	}
 	if len(ids) > 0 {
+		buf := make([]byte, 8*len(ids))
+		if _, err := rand.Read(buf); err != nil {
+			return 0, err
+		}
 		keys := make([][2]int64, len(ids))
-		var buf [8]byte
 		for i, id := range ids {
-			if _, err := rand.Read(buf[:]); err != nil {
-				return 0, err
-			}
-			keys[i] = [2]int64{id, int64(binary.BigEndian.Uint64(buf[:]) & math.MaxInt64)}
+			keys[i] = [2]int64{id, int64(binary.BigEndian.Uint64(buf[8*i:]) & math.MaxInt64)}
 		}
 		if err := execJSON(ctx, tx, sqlSetKeys, keys); err != nil {
 			return 0, err
 		}
-		if len(ids) == ticketrush.QueueChunk {
-			// Maybe more to key: pass 2 waits for the next call.
-			return 0, nil
-		}
 	}
-	ids, err = queryIDs(ctx, tx, sqlShuffleNext, eventID, ticketrush.QueueChunk)
+	// One call touches at most QueueChunk entries in all; pass 2 starts
+	// once pass 1 found no more to key.
+	budget := ticketrush.QueueChunk - len(ids)
+	if budget == 0 {
+		return 0, nil
+	}
+	ids, err = queryIDs(ctx, tx, sqlShuffleNext, eventID, budget)
 	if err != nil {
 		return 0, err
 	}

@@ -372,6 +372,10 @@ func limited(e *ticketrush.Event) int {
 	return 0
 }
 
+// releaseChunk bounds the expired holds one statement of the reserve path
+// looks at.
+const releaseChunk = 100
+
 // releaseEvent releases the event's oldest expired holds inside the
 // caller's write transaction until they free need tickets or none is left,
 // and returns how many tickets they held. Each statement looks at no more
@@ -469,7 +473,3 @@ func loadHeld(ctx context.Context, stmt *sql.Stmt, eventID int64, now string,
 	}
 	return rows.Err()
 }
-
-// releaseChunk bounds the expired holds one statement of the reserve path
-// releases.
-const releaseChunk = 100
