@@ -62,3 +62,37 @@ func TestInDoubtCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestInDoubtPurchase cuts the answer of a purchase's UPDATE, which
+// commits on its own: the hold is sold, so the answer must be 503
+// outcome_unknown, not unavailable; the retry tells the truth (409
+// reservation_already_purchased) and the sale counts once.
+func TestInDoubtPurchase(t *testing.T) {
+	db, hostport := postgresBackend.newDB(t)
+	p := startProxy(t, hostport)
+	srv := startServe(t, withHost(t, db, p.Addr()), "--sweep-interval", "1h")
+	c := newClient(t, srv.URL, 4, 10*time.Second)
+	ev := c.createEvent(t, "In doubt purchase", 10)
+	h := visitor(uuid.NewString())
+	var res struct{ Data wireReservation }
+	c.must(t, http.StatusCreated, "POST", "/api/reserve", h, fmt.Sprintf(`{"event_id":%d,"amount":1}`, ev.ID), &res)
+
+	body := fmt.Sprintf(`{"reservation_id":%d}`, res.Data.ID)
+	cut := p.cutNextTag("UPDATE 1")
+	r := c.must(t, http.StatusServiceUnavailable, "POST", "/api/purchase", h, body, nil)
+	select {
+	case <-cut:
+	default:
+		t.Fatal("the purchase answered without its UPDATE being cut")
+	}
+	if code := errorCode(r.body); code != "outcome_unknown" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("answer after a lost purchase reply: code %q, Retry-After %q, want outcome_unknown with Retry-After", code, r.header.Get("Retry-After"))
+	}
+	r = c.must(t, http.StatusConflict, "POST", "/api/purchase", h, body, nil)
+	if code := errorCode(r.body); code != "reservation_already_purchased" {
+		t.Fatalf("retry: %s", short(r.body))
+	}
+	if st := c.checkInvariant(t, ev.ID); st.Purchased != 1 || st.Held != 0 {
+		t.Fatalf("stats %+v, want 1 purchased", st)
+	}
+}

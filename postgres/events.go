@@ -176,3 +176,9 @@ func (s *Store) Stats(ctx context.Context, eventID int64) (*ticketrush.Stats, er
 func errEventNotFound() error {
 	return ticketrush.Errorf(ticketrush.EEventNotFound, "Event not found.")
 }
+
+// CreateEventIfNone is CreateFirstEvent under the name another part of the
+// project uses for the same contract.
+func (s *Store) CreateEventIfNone(ctx context.Context, ne ticketrush.NewEvent) (*ticketrush.Event, error) {
+	return s.CreateFirstEvent(ctx, ne)
+}

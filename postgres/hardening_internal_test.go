@@ -94,69 +94,86 @@ func holdEventRow(t *testing.T, url string, eventID int64) func() {
 	return release
 }
 
-// TestReserveDuringSweep: a reserve that meets the sweeper on the same
-// expired holds is never told sold out while they exist. The reserve
-// queues for the event row first, then the sweeper starts; when the row is
-// free the reserve decides while the sweeper still waits. A sweeper that
-// locked the holds before queueing for the event row made the reserve's
-// SKIP LOCKED pass over them: not_enough_tickets with every ticket
-// releasable.
+// TestReserveDuringSweep: a reserve that meets the sweeper (or a cancel or
+// purchase of an expired hold) on the same expired holds is never told sold
+// out while they exist. The reserve queues for the event row first, then
+// the other starts; when the row is free the reserve decides while the
+// other still waits. One that locked the holds before queueing for the
+// event row made the reserve's SKIP LOCKED pass over them:
+// not_enough_tickets with every ticket releasable.
 func TestReserveDuringSweep(t *testing.T) {
 	t.Parallel()
 	for _, strategy := range []string{"lock", "batch"} {
-		t.Run(strategy, func(t *testing.T) {
-			t.Parallel()
-			clock := &hardClock{now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-			s, url := openInternal(t, clock.Now, Options{})
-			ctx := context.Background()
-			e, err := s.CreateEvent(ctx, ticketrush.NewEvent{Name: "Sweep", TicketQuantity: 4, HoldSeconds: 60})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range 4 {
-				if _, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: e.ID, Amount: 1, VisitorToken: uuid.NewString()}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			clock.Advance(2 * time.Minute)
+		for _, other := range []string{"sweep", "cancel", "purchase"} {
+			t.Run(strategy+"/"+other, func(t *testing.T) {
+				t.Parallel()
+				testReserveBeside(t, strategy, other)
+			})
+		}
+	}
+}
 
-			release := holdEventRow(t, url, e.ID)
-			reserved := make(chan error, 1)
-			go func() {
-				r := ticketrush.ReserveRequest{EventID: e.ID, Amount: 3, VisitorToken: uuid.NewString()}
-				if strategy == "lock" {
-					_, err := s.Reserve(ctx, r)
-					reserved <- err
-					return
-				}
-				res, err := s.ReserveBatch(ctx, e.ID, []ticketrush.ReserveRequest{r})
-				if err == nil {
-					err = res[0].Err
-				}
-				reserved <- err
-			}()
-			waitWaiters(t, s, 1)
-			swept := make(chan error, 1)
-			go func() {
-				_, err := s.ReleaseExpired(ctx, 100)
-				swept <- err
-			}()
-			waitWaiters(t, s, 2)
-			release()
-			if err := <-reserved; err != nil {
-				t.Fatalf("reserve beside a sweep of 4 expired holds: %v", err)
-			}
-			if err := <-swept; err != nil {
-				t.Fatal(err)
-			}
-			st, err := s.Stats(ctx, e.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Held != 3 || st.Available != 1 || st.Expired != 4 || st.Capacity != st.Available+st.Held+st.Purchased {
-				t.Fatalf("stats %+v", st)
-			}
-		})
+func testReserveBeside(t *testing.T, strategy, other string) {
+	clock := &hardClock{now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	s, url := openInternal(t, clock.Now, Options{})
+	ctx := context.Background()
+	e, err := s.CreateEvent(ctx, ticketrush.NewEvent{Name: "Sweep", TicketQuantity: 4, HoldSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holds []*ticketrush.Reservation
+	for range 4 {
+		h, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: e.ID, Amount: 1, VisitorToken: uuid.NewString()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds = append(holds, h)
+	}
+	clock.Advance(2 * time.Minute)
+
+	release := holdEventRow(t, url, e.ID)
+	reserved := make(chan error, 1)
+	go func() {
+		r := ticketrush.ReserveRequest{EventID: e.ID, Amount: 4, VisitorToken: uuid.NewString()}
+		if strategy == "lock" {
+			_, err := s.Reserve(ctx, r)
+			reserved <- err
+			return
+		}
+		res, err := s.ReserveBatch(ctx, e.ID, []ticketrush.ReserveRequest{r})
+		if err == nil {
+			err = res[0].Err
+		}
+		reserved <- err
+	}()
+	waitWaiters(t, s, 1)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		switch other {
+		case "sweep":
+			_, err = s.ReleaseExpired(ctx, 100)
+		case "cancel":
+			_, err = s.Cancel(ctx, holds[0].ID, holds[0].UserUID)
+		case "purchase":
+			_, err = s.Purchase(ctx, holds[0].ID, holds[0].UserUID)
+		}
+		done <- err
+	}()
+	waitWaiters(t, s, 2)
+	release()
+	if err := <-reserved; err != nil {
+		t.Fatalf("reserve of 4 beside a %s of expired holds of 4: %v", other, err)
+	}
+	if err := <-done; err != nil && ticketrush.ErrorCode(err) != ticketrush.EExpired {
+		t.Fatalf("%s: %v", other, err)
+	}
+	st, err := s.Stats(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Held != 4 || st.Available != 0 || st.Expired != 4 || st.Capacity != st.Available+st.Held+st.Purchased {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
@@ -337,10 +354,10 @@ func TestLockStrategySaturated(t *testing.T) {
 	rushCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }() // before the row is freed, on failure too
-	for range 32 {
+	for range 16 {
 		wg.Go(func() {
 			for rushCtx.Err() == nil {
-				rctx, cancel := context.WithTimeout(rushCtx, 300*time.Millisecond)
+				rctx, cancel := context.WithTimeout(rushCtx, 2*time.Second)
 				_, err := s.Reserve(rctx, ticketrush.ReserveRequest{EventID: hot.ID, Amount: 1, VisitorToken: uuid.NewString()})
 				cancel()
 				if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
@@ -353,7 +370,7 @@ func TestLockStrategySaturated(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for i := range 15 {
 		start := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		err := s.Ping(pctx)
 		if err == nil {
 			var r *ticketrush.Reservation
@@ -364,14 +381,27 @@ func TestLockStrategySaturated(t *testing.T) {
 		}
 		cancel()
 		if err != nil {
-			t.Fatalf("round %d, %v into the rush: ping, reserve and purchase elsewhere: %v", i, time.Since(start), err)
+			t.Fatalf("round %d, %v: ping, reserve and purchase elsewhere: %v", i, time.Since(start), err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
 	wg.Wait()
-	// The timed-out reserves were cancelled on the server too: none still
-	// waits for the row.
+	// A reserve that times out on the row is cancelled on the server and
+	// its connection kept: timeouts open no replacement connections.
+	opened := s.pool.Stat().NewConnsCount()
+	for range 8 {
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := s.Reserve(rctx, ticketrush.ReserveRequest{EventID: hot.ID, Amount: 1, VisitorToken: uuid.NewString()})
+		cancel()
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
+			t.Fatalf("reserve of the held event: %v, want unavailable", err)
+		}
+	}
+	if n := s.pool.Stat().NewConnsCount() - opened; n > 0 {
+		t.Errorf("8 timed-out reserves opened %d new connections", n)
+	}
+	// None still waits for the row.
 	deadline := time.Now().Add(2 * time.Second)
 	for lockWaiters(t, s) > 0 {
 		if time.Now().After(deadline) {

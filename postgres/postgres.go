@@ -7,10 +7,20 @@
 //
 // Locks are always taken in one order so no two transactions can wait on
 // each other in a cycle: a reserve locks the event row, then touches
-// expired reservation rows only with SKIP LOCKED; cancel, purchase and the
-// sweeper lock reservation rows first and event rows after, the sweeper in
-// event id order. Deadlock and serialization failures are retried anyway,
-// as a safety net.
+// expired reservation rows only with SKIP LOCKED, then inserts its
+// reservations sorted by visitor and Idempotency-Key (one global order for
+// the unique index's entries); cancel, and purchase of an expired hold,
+// lock the event row, then the reservation row; the sweeper locks event
+// rows in id order, then
+// reservation rows with SKIP LOCKED, so it never holds a hold a reserve
+// would skip while it waits for a hot event. The waiting room locks an
+// event's queue row before its entries. Deadlock and serialization failures
+// are retried anyway, as a safety net, and one that remains is
+// EUnavailable: the transaction was rolled back.
+//
+// A failure before a COMMIT was sent is EUnavailable (nothing applied); a
+// lost answer to a COMMIT, or to a write that commits on its own, is
+// EOutcomeUnknown.
 package postgres
 
 import (
@@ -374,4 +384,14 @@ func scanReservation(row pgx.Row) (*ticketrush.Reservation, error) {
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.UpdatedAt = r.UpdatedAt.UTC()
 	return &r, nil
+}
+
+// rollbackTx ends tx if it is still open. It does not use the request's
+// context: when that has ended (the usual reason to roll back), a rollback
+// under it would fail at once and the pool would close a connection that a
+// server-side cancel had left fit for use.
+func rollbackTx(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = tx.Rollback(ctx)
 }

@@ -32,8 +32,10 @@ INSERT INTO queues (event_id) VALUES ($1)
 ON CONFLICT (event_id) DO UPDATE SET prequeue_closed = false, prequeue_size = 0,
 	tail = 0, serving = 0, admitted = 0, last_admitted_at = NULL`
 
-	// ensureQueue creates the queue row of an event that predates it.
-	ensureQueue = `INSERT INTO queues (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING`
+	// ensureQueue creates the queue row of an event that lacks one (every
+	// event gets one when created; this keeps a step safe regardless).
+	ensureQueue = `INSERT INTO queues (event_id) SELECT id FROM events WHERE id = $1
+ON CONFLICT (event_id) DO NOTHING`
 
 	hasReservations = `SELECT EXISTS (SELECT 1 FROM reservations WHERE event_id = $1)`
 	deleteEvent     = `DELETE FROM events WHERE id = $1`
@@ -152,14 +154,16 @@ func scanEntry(eventID int64, now time.Time, row pgx.Row) (*entry, error) {
 	return &en, nil
 }
 
-// admissionLive reports whether an admitted entry still counts: its pass
-// is unused and unexpired, or the hold made with it is reserved and
-// unexpired. The SQL of the expiry step and the active count says the same.
+// admissionLive reports whether an admitted entry still reads admitted:
+// its pass is unused and unexpired, or the hold made with it is reserved
+// and unexpired (active), or was bought (done). The SQL of the expiry step
+// says the same; the active count leaves out the bought.
 func admissionLive(e *ticketrush.QueueEntry, now time.Time, holdStatus string, holdEnds *time.Time) bool {
 	if e.ReservationID == 0 {
 		return e.PassExpiresAt != nil && e.PassExpiresAt.After(now)
 	}
-	return holdStatus == ticketrush.StatusReserved && holdEnds != nil && holdEnds.After(now)
+	return holdStatus == ticketrush.StatusPurchased ||
+		holdStatus == ticketrush.StatusReserved && holdEnds != nil && holdEnds.After(now)
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -267,6 +271,7 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(selectEvent, eventID)
+	b.Queue(ensureQueue, eventID)
 	b.Queue(lockQueue, eventID)
 	b.Queue(countPrequeue, eventID)
 	b.Queue(latestEntries, eventID, visitors)
@@ -285,6 +290,9 @@ func (s *Store) joinQueue(ctx context.Context, eventID int64, reqs []ticketrush.
 		if errors.Is(err, pgx.ErrNoRows) {
 			e = nil
 		} else if err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
 		err = br.QueryRow().Scan(&q.closed, &q.size, &q.tail)
@@ -527,14 +535,15 @@ WITH todo AS (
 UPDATE queue_entries q SET state = 'waiting', position = $3 + todo.n
 FROM todo WHERE q.id = todo.id`
 
-	// expireAdmitted marks expired the admitted entries that no longer
-	// count (see admissionLive).
+	// expireAdmitted marks expired the admitted entries whose pass ran
+	// out unused or whose hold ended unbought (see admissionLive).
 	expireAdmitted = `
 WITH due AS (
 	SELECT q.id FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
 	WHERE q.event_id = $1 AND q.state = 'admitted' AND NOT (
 		(q.reservation_id IS NULL AND q.pass_expires_at > $2)
-		OR (r.status = 'reserved' AND r.expires_at > $2))
+		OR (r.status = 'reserved' AND r.expires_at > $2)
+		OR r.status = 'purchased')
 	LIMIT $3
 )
 UPDATE queue_entries q SET state = 'expired' FROM due WHERE q.id = due.id`
@@ -580,9 +589,12 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	defer rollbackTx(tx)
 
 	var q queueRow
+	if _, err := tx.Exec(ctx, ensureQueue, eventID); err != nil {
+		return nil, err
+	}
 	err = tx.QueryRow(ctx, lockQueue, eventID).Scan(&q.closed, &q.size, &q.tail)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
@@ -660,7 +672,9 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 		if err != nil {
 			return nil, err
 		}
-		since := time.Minute
+		// With no admission yet the contract counts a second since the
+		// last, so a room's first step admits a second's share.
+		since := time.Second
 		if f.last != nil {
 			since = now.Sub(*f.last)
 		}

@@ -37,12 +37,27 @@ UPDATE reservations SET status = 'purchased', updated_at = $3
 WHERE id = $1 AND user_uid = $2 AND status = 'reserved' AND expires_at > $3
 RETURNING ` + reservationColumns
 
+// lockHoldEvent locks the event row of hold $1 (of visitor $2). The
+// statements that release a hold and restock its event reference it in
+// their WHERE, so PostgreSQL takes the event row before the hold's row:
+// the order a reserve takes them in. A hold row locked first, while its
+// transaction queued for a hot event row, would be skipped by the reserves
+// ahead (SKIP LOCKED), which would answer sold out with it releasable. If
+// a reserve releases the hold meanwhile, the UPDATE re-reads the row after
+// the wait and finds it no longer reserved.
+const lockHoldEvent = `
+	SELECT id FROM events
+	WHERE id = (SELECT event_id FROM reservations WHERE id = $1 AND user_uid = $2)
+	FOR UPDATE`
+
 // expireOne releases one expired hold and gives its tickets back, in one
-// statement that locks the reservation row before the event row.
+// statement that locks the event row, then the reservation row.
 const expireOne = `
-WITH released AS (
+WITH ev AS (` + lockHoldEvent + `
+), released AS (
 	UPDATE reservations SET status = 'expired', updated_at = $3
 	WHERE id = $1 AND user_uid = $2 AND status = 'reserved' AND expires_at <= $3
+		AND event_id = (SELECT id FROM ev)
 	RETURNING event_id, amount
 )
 UPDATE events SET ticket_quantity = events.ticket_quantity + released.amount, updated_at = $3
@@ -62,7 +77,11 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 	// Each pass either settles the hold or sees it change under it; a hold
 	// changes state at most twice, so three passes always settle.
 	for range 3 {
-		res, err := scanReservation(s.pool.QueryRow(ctx, purchase, id, visitor, now))
+		var res *ticketrush.Reservation
+		err := s.writeRow(ctx, func(row pgx.Row) (err error) {
+			res, err = scanReservation(row)
+			return err
+		}, purchase, id, visitor, now)
 		if err == nil {
 			return res, nil
 		}
@@ -83,8 +102,7 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 		}
 		if !res.ExpiresAt.After(now) {
 			err := retry(ctx, func() error {
-				_, err := s.pool.Exec(ctx, expireOne, id, visitor, now)
-				return err
+				return s.writeRow(ctx, nil, expireOne, id, visitor, now)
 			})
 			if err != nil {
 				return nil, err
@@ -97,13 +115,15 @@ func (s *Store) purchase(ctx context.Context, id int64, visitor string) (*ticket
 }
 
 // cancel releases a hold and gives its tickets back in one statement that
-// locks the reservation row before the event row. A hold already past its
+// locks the event row, then the reservation row. A hold already past its
 // expiry is released as expired rather than cancelled.
 const cancel = `
-WITH released AS (
+WITH ev AS (` + lockHoldEvent + `
+), released AS (
 	UPDATE reservations
 	SET status = CASE WHEN expires_at > $3 THEN 'cancelled' ELSE 'expired' END, updated_at = $3
 	WHERE id = $1 AND user_uid = $2 AND status = 'reserved'
+		AND event_id = (SELECT id FROM ev)
 	RETURNING ` + returningColumns + `
 ), restocked AS (
 	UPDATE events SET ticket_quantity = events.ticket_quantity + released.amount, updated_at = $3
@@ -124,9 +144,11 @@ func (s *Store) cancel(ctx context.Context, id int64, visitor string) (*ticketru
 	now := s.now()
 	for range 3 {
 		var res *ticketrush.Reservation
-		err := retry(ctx, func() (err error) {
-			res, err = scanReservation(s.pool.QueryRow(ctx, cancel, id, visitor, now))
-			return err
+		err := retry(ctx, func() error {
+			return s.writeRow(ctx, func(row pgx.Row) (err error) {
+				res, err = scanReservation(row)
+				return err
+			}, cancel, id, visitor, now)
 		})
 		switch {
 		case err == nil && res.Status == ticketrush.StatusExpired:
@@ -150,6 +172,32 @@ func (s *Store) cancel(ctx context.Context, id int64, visitor string) (*ticketru
 		}
 	}
 	return nil, fmt.Errorf("reservation %d kept changing", id)
+}
+
+// writeRow runs one write statement in its own transaction and hands its
+// row to scan (nil for a statement that returns none). A failure to get a
+// connection sent nothing; a failure after the statement went out without
+// an answer from the server leaves it in doubt (see afterCommitSent).
+func (s *Store) writeRow(ctx context.Context, scan func(pgx.Row) error, sql string, args ...any) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := ctx.Err(); err != nil {
+		return err // pgx would send nothing
+	}
+	if scan == nil {
+		_, err = conn.Exec(ctx, sql, args...)
+	} else {
+		err = scan(conn.QueryRow(ctx, sql, args...))
+	}
+	if err == nil || errors.Is(err, pgx.ErrNoRows) || !conn.Conn().IsClosed() {
+		// Done, or answered: the connection still works, so the server
+		// replied (a refusal, a cancel) or Go failed to read a row.
+		return err
+	}
+	return afterCommitSent(err)
 }
 
 func errExpired() error {

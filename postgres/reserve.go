@@ -151,7 +151,7 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	defer rollbackTx(tx)
 
 	e, err := scanEvent(tx.QueryRow(ctx, lockEvent, r.EventID))
 	if errors.Is(err, pgx.ErrNoRows) {
