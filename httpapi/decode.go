@@ -728,6 +728,7 @@ func decodeCreateEvent(body []byte, defaultHold int64) (ticketrush.NewEvent, err
 	if t, ok := f.OptTime("sale_starts_at"); ok {
 		ne.SaleStartsAt = &t
 	}
+	decodeEventSettings(f, &ne)
 	// The domain's own rules have the last word (name length, for one);
 	// Add keeps the first message, so a missing or mistyped field reads as
 	// such rather than as out of range.

@@ -49,6 +49,8 @@ type Config struct {
 	// assets and the live availability stream) beside the API.
 	Web       http.Handler
 	WebRoutes []string
+	// WaitingRoom configures the queue endpoints and admission passes.
+	WaitingRoom WaitingRoomConfig
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -70,6 +72,8 @@ type Server struct {
 	// outageLog keeps a database outage from writing a log line per
 	// request.
 	outageLog *rate.Limiter
+	// wr is the waiting room's HTTP side (queue.go).
+	wr *waitingRoom
 }
 
 // New returns a Server for cfg.
@@ -109,6 +113,7 @@ func New(cfg Config) *Server {
 		s.adminSet = true
 	}
 	s.metrics = newMetrics(s.registry)
+	s.wr = newWaitingRoom(s, cfg.WaitingRoom, s.registry)
 	s.routes()
 	return s
 }
