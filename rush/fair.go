@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -893,3 +894,66 @@ func (rep *FairReport) Partial() bool {
 
 // JSON encodes the report.
 func (rep *FairReport) JSON() ([]byte, error) { return json.MarshalIndent(rep, "", "  ") }
+
+// WriteText writes the report for a person: a table per phase, then the
+// checks, PASS or FAIL.
+func (rep *FairReport) WriteText(w io.Writer) error {
+	var b strings.Builder
+	c := rep.Config
+	fmt.Fprintf(&b, "Fairness rehearsal: %d humans, %d bots, %d tickets per event, over %s\n",
+		rep.Humans, rep.Bots, c.Tickets, strings.Join(rep.URLs, ", "))
+	fmt.Fprintf(&b, "humans arrive over %.0f s (sale at %.0f s), reserve %d, poll as Retry-After says (%.0f ms without one); bots poll every %.0f ms and take max_per_order\n",
+		c.WindowSeconds, c.SaleAfter, c.HumanAmount, c.HumanPollMs, c.BotPollMs)
+	fmt.Fprintf(&b, "waiting room: admit_per_minute %d, max_active %d, pass_seconds %d, challenge_bits %d; seed %d\n",
+		c.AdmitPerMinute, c.MaxActive, c.PassSeconds, c.ChallengeBits, rep.Seed)
+	phase := func(name string, p *FairPhase, room bool) {
+		fmt.Fprintf(&b, "\n%s (event %d, %.1f s)\n", name, p.EventID, p.Seconds)
+		fmt.Fprintf(&b, "  %-7s %9s %9s %9s %7s %8s\n", "group", "visitors", "entries", "admitted", "orders", "tickets")
+		for _, g := range []string{GroupHumans, GroupBots} {
+			s := p.Groups[g]
+			adm := strconv.Itoa(s.Admitted)
+			if !room {
+				adm = "-"
+			}
+			fmt.Fprintf(&b, "  %-7s %9d %9d %9s %7d %8d\n", g, s.Visitors, s.Entries, adm, s.Orders, s.Tickets)
+		}
+		if room {
+			fmt.Fprintf(&b, "  bots: %.1f%% of admissions, %.1f%% of orders won, %.1f%% of tickets\n",
+				100*p.BotAdmissionShare, 100*p.BotOrderShare, 100*p.BotTicketShare)
+			fmt.Fprintf(&b, "  pre-queue: group p = %s, join time rho = %.3f p = %s; %d admissions out of position order; at most %d admitted in any 60 s\n",
+				pval(p.PrequeueGroupP), p.PrequeueRho, pval(p.PrequeueTimeP), p.Inversions, p.MaxPerMinute)
+			fmt.Fprintf(&b, "  %d challenges solved, %d polls\n", p.Solves, p.Polls)
+		} else {
+			fmt.Fprintf(&b, "  bots: %.1f%% of orders won, %.1f%% of tickets\n", 100*p.BotOrderShare, 100*p.BotTicketShare)
+		}
+		fmt.Fprintf(&b, "  server: capacity %d, available %d, held %d, purchased %d\n", p.Capacity, p.Available, p.Held, p.Purchased)
+		for _, s := range p.Samples {
+			fmt.Fprintf(&b, "  unexpected: %s\n", s)
+		}
+	}
+	phase("With a waiting room", rep.Room, true)
+	if rep.NoRoom != nil {
+		phase("Without a waiting room", rep.NoRoom, false)
+	}
+	b.WriteString("\nChecks\n")
+	for _, ch := range rep.Checks {
+		fmt.Fprintf(&b, "  %-4s %s: %s\n", ch.Result, ch.Name, ch.Detail)
+	}
+	switch {
+	case !rep.OK:
+		b.WriteString("\nFAIL\n")
+	case rep.Partial():
+		b.WriteString("\nPARTIAL: every check that ran held; the skipped ones are named above\n")
+	default:
+		b.WriteString("\nPASS: no overselling, and speed and scripts bought no advantage\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func pval(p float64) string {
+	if p < 0 {
+		return "n/a"
+	}
+	return strconv.FormatFloat(p, 'g', 3, 64)
+}
