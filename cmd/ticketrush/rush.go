@@ -69,6 +69,13 @@ oversold, capacity == available + held + purchased, held + purchased ==
 acknowledged − cancelled, no 5xx, every node reports the same stock.
 Exits 1 when a check fails.
 
+With --humans or --bots it runs a fairness rehearsal instead: it creates a
+hidden event with a waiting room (and, with --compare, one without) and
+lets the humans and the bots compete for the tickets, then reports orders
+won and tickets by group, each group's share of admissions and of orders,
+whether place depends on join time or group (rank tests with p-values) and
+the admission rate seen against the configured one.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -89,8 +96,17 @@ Flags:
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each request")
 	retries := fs.Int("retries", 2, "times a visitor repeats a step that was shed (429/503 with Retry-After) or failed; 0 for none")
 	seed := fs.Uint64("seed", 0, "seed of the visitors' choices (default: random)")
+	var fair fairFlags
+	fair.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fair.requested(fs) {
+		if len(urls) == 0 {
+			fmt.Fprintln(stderr, "rush: --url is required")
+			return errUsage
+		}
+		return runFair(ctx, &fair, urls, *token, *timeout, *seed, *asJSON, stdout, stderr)
 	}
 	switch {
 	case len(urls) == 0:
