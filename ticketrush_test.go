@@ -2,6 +2,7 @@ package ticketrush_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -82,33 +83,92 @@ func TestErrorCodeHidesInternals(t *testing.T) {
 	}
 }
 
-func TestAdmissions(t *testing.T) {
+func TestAdmissionsAt(t *testing.T) {
 	room := func(perMinute, maxActive int64) *ticketrush.WaitingRoom {
 		return &ticketrush.WaitingRoom{AdmitPerMinute: perMinute, MaxActive: maxActive, PassSeconds: 300}
 	}
+	// A tick of a 600-a-minute room falls every 100 ms from the epoch.
+	t0 := time.Date(2026, 11, 27, 16, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := t0.Add(d); return &t }
 	for _, tc := range []struct {
 		name            string
 		room            *ticketrush.WaitingRoom
 		lastMinute, act int64
-		since           time.Duration
+		last            *time.Time
+		now             time.Time
 		want            int64
 	}{
-		{"NoRoom", nil, 0, 0, time.Second, 0},
-		{"Paused", &ticketrush.WaitingRoom{AdmitPerMinute: 600, PassSeconds: 300, Paused: true}, 0, 0, time.Second, 0},
-		{"OneSecondOf600", room(600, 0), 0, 0, time.Second, 10},
-		{"RoundsUp", room(600, 0), 0, 0, 1500 * time.Millisecond, 15},
-		{"AtLeastOne", room(5, 0), 0, 0, 0, 1},
-		{"WindowFull", room(5, 0), 5, 0, time.Minute, 0},
-		{"WindowAlmostFull", room(600, 0), 595, 0, time.Minute, 5},
-		{"ActiveCap", room(600, 3), 0, 1, time.Minute, 2},
-		{"ActiveFull", room(600, 3), 0, 3, time.Minute, 0},
-		{"ChunkCap", room(ticketrush.MaxAdmitPerMinute, 0), 0, 0, time.Minute, ticketrush.QueueChunk},
-		{"LongPauseIsAMinute", room(60, 0), 0, 0, time.Hour, 60},
-		{"ClockBackwards", room(600, 0), 0, 0, -time.Second, 1},
+		{"NoRoom", nil, 0, 0, nil, t0, 0},
+		{"Paused", &ticketrush.WaitingRoom{AdmitPerMinute: 600, PassSeconds: 300, Paused: true}, 0, 0, nil, t0, 0},
+		{"FirstIsASecondsShare", room(600, 0), 0, 0, nil, t0, 10},
+		{"FirstOfASlowRoomIsOne", room(5, 0), 0, 0, nil, t0, 1},
+		{"OneSecondOf600", room(600, 0), 10, 0, at(0), t0.Add(time.Second), 10},
+		{"TicksCrossed", room(600, 0), 10, 0, at(50 * time.Millisecond), t0.Add(250 * time.Millisecond), 2},
+		{"BetweenTicks", room(600, 0), 10, 0, at(110 * time.Millisecond), t0.Add(190 * time.Millisecond), 0},
+		{"SlowRoomWaits", room(5, 0), 1, 0, at(0), t0.Add(11 * time.Second), 0},
+		{"SlowRoomMoves", room(5, 0), 1, 0, at(0), t0.Add(12 * time.Second), 1},
+		{"WindowFull", room(5, 0), 5, 0, at(0), t0.Add(time.Minute), 0},
+		{"WindowAlmostFull", room(600, 0), 595, 0, at(0), t0.Add(time.Minute), 5},
+		{"ActiveCap", room(600, 3), 0, 1, at(0), t0.Add(time.Minute), 2},
+		{"ActiveFull", room(600, 3), 0, 3, at(0), t0.Add(time.Minute), 0},
+		{"ChunkCap", room(ticketrush.MaxAdmitPerMinute, 0), 0, 0, at(0), t0.Add(time.Minute), ticketrush.QueueChunk},
+		{"LongPauseIsAMinute", room(60, 0), 0, 0, at(0), t0.Add(time.Hour), 60},
+		{"ClockBackwards", room(600, 0), 0, 0, at(time.Second), t0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ticketrush.Admissions(tc.room, tc.lastMinute, tc.act, tc.since); got != tc.want {
-				t.Errorf("Admissions = %d, want %d", got, tc.want)
+			if got := ticketrush.AdmissionsAt(tc.room, tc.lastMinute, tc.act, tc.last, tc.now); got != tc.want {
+				t.Errorf("AdmissionsAt = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAdmissionsPace advances a room the way several nodes do, at steps
+// more frequent than its admissions or coarser than them, and checks that
+// what it admits follows AdmitPerMinute: no step's share rounded up (which
+// ran a 300-a-minute room advanced 30 times a second at 30 a second) and
+// none lost (which would run a 600-a-minute room advanced every 250 ms at
+// 8 a second).
+func TestAdmissionsPace(t *testing.T) {
+	for _, tc := range []struct {
+		perMinute int64
+		step      time.Duration
+	}{
+		{300, 33 * time.Millisecond},
+		{600, 250 * time.Millisecond},
+		{600, 83 * time.Millisecond},
+		{60, 100 * time.Millisecond},
+		{7, 250 * time.Millisecond},
+		{100_000, 250 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprintf("%d/min every %s", tc.perMinute, tc.step), func(t *testing.T) {
+			w := &ticketrush.WaitingRoom{AdmitPerMinute: tc.perMinute, PassSeconds: 60}
+			start := time.Date(2026, 11, 27, 16, 0, 0, 123_000_000, time.UTC)
+			var stamps []time.Time
+			var last *time.Time
+			const span = 30 * time.Second
+			for now := start; now.Before(start.Add(span)); now = now.Add(tc.step) {
+				inWindow := int64(0)
+				for _, s := range stamps {
+					if s.After(now.Add(-time.Minute)) {
+						inWindow++
+					}
+				}
+				n := ticketrush.AdmissionsAt(w, inWindow, 0, last, now)
+				for range n {
+					stamps = append(stamps, now)
+				}
+				if n > 0 {
+					l := now
+					last = &l
+				}
+			}
+			// A second's share at once, then the rate: within a step's
+			// share of it either way.
+			want := float64(tc.perMinute)*(span-tc.step).Seconds()/60 + float64(min((tc.perMinute+59)/60, ticketrush.QueueChunk))
+			slack := float64(tc.perMinute)*tc.step.Seconds()/60 + 1
+			if got := float64(len(stamps)); got > want+slack || got < want-slack {
+				t.Errorf("%d admitted in %s, want %.0f ± %.0f", len(stamps), span, want, slack)
 			}
 		})
 	}

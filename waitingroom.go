@@ -271,22 +271,28 @@ type Queues interface {
 	//     whose hold was cancelled or expired (at most QueueChunk);
 	//  3. unless the room is paused, the shuffle is unfinished, or the
 	//     event has no stock on sale, admit the next waiting entries in
-	//     position order, as many as Admissions allows (at most
+	//     position order, as many as AdmissionsAt allows (at most
 	//     QueueChunk), stamping AdmittedAt with the backend's clock and
 	//     PassExpiresAt = AdmittedAt + PassSeconds.
 	// Returns EEventNotFound, EWaitingRoomNotFound.
 	AdvanceQueue(ctx context.Context, eventID int64) (*QueueAdvance, error)
 }
 
-// Admissions returns how many visitors one advance may admit: what the
-// sliding window and the active cap leave, smoothed so that a room admitting
-// 600 a minute lets in about 10 a second rather than 600 at once.
-// admittedLastMinute counts admissions stamped after now-60s, active those
-// counted by MaxActive, sinceLast the time since the latest admission
-// stamp (time.Second when there is none). Several steps at one instant
-// admit one each until the window is full, so the window stays exact
-// however many nodes advance at once.
-func Admissions(w *WaitingRoom, admittedLastMinute, active int64, sinceLast time.Duration) int64 {
+// AdmissionsAt returns how many visitors one advance at now may admit: what
+// the sliding window and the active cap leave, paced so that admissions
+// come evenly at AdmitPerMinute whatever the advances' rhythm. last is the
+// latest admission stamp (nil when there is none), admittedLastMinute the
+// admissions stamped after now-60s, active those MaxActive counts.
+//
+// The pace is a clock that ticks AdmitPerMinute times a minute, at fixed
+// instants of the (backend's) clock: a step may admit as many as the ticks
+// since the latest admission, so consecutive steps add up to the rate
+// exactly, with no share rounded up or lost, however many nodes advance
+// and however often (a step between two ticks admits none). A room's first
+// admission lets in a second's share at once (at least one); after a pause
+// of a minute or more, a minute's share. Every backend computes the same:
+// redis/lua/advance.lua repeats this arithmetic.
+func AdmissionsAt(w *WaitingRoom, admittedLastMinute, active int64, last *time.Time, now time.Time) int64 {
 	if w == nil || w.Paused {
 		return 0
 	}
@@ -294,12 +300,29 @@ func Admissions(w *WaitingRoom, admittedLastMinute, active int64, sinceLast time
 	if w.MaxActive > 0 {
 		n = min(n, w.MaxActive-active)
 	}
-	sinceLast = min(max(sinceLast, 0), time.Minute)
-	// ceil(rate × sinceLast / 1 min), and at least one: a slow room still
-	// moves once its window has room.
-	smooth := max((w.AdmitPerMinute*int64(sinceLast/time.Millisecond)+59_999)/60_000, 1)
-	n = min(n, smooth, QueueChunk)
+	var pace int64
+	switch {
+	case last == nil:
+		pace = max((w.AdmitPerMinute+59)/60, 1)
+	case now.Sub(*last) >= time.Minute:
+		pace = w.AdmitPerMinute
+	default:
+		pace = max(admissionTicks(w.AdmitPerMinute, now)-admissionTicks(w.AdmitPerMinute, *last), 0)
+	}
+	n = min(n, pace, QueueChunk)
 	return max(n, 0)
+}
+
+// admissionTicks counts the pace clock's ticks from the Unix epoch to t:
+// floor(perMinute × t / 1 min) in whole milliseconds, split by minutes so
+// the product fits in 64 bits (and in a Lua double, in advance.lua).
+func admissionTicks(perMinute int64, t time.Time) int64 {
+	ms := t.UnixMilli()
+	minutes, rest := ms/60_000, ms%60_000
+	if rest < 0 {
+		minutes, rest = minutes-1, rest+60_000
+	}
+	return minutes*perMinute + perMinute*rest/60_000
 }
 
 // CheckAdmission applies a waiting room's rule to a reserve, the same in

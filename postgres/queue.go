@@ -671,13 +671,7 @@ func (s *Store) advanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 		if err != nil {
 			return nil, err
 		}
-		// With no admission yet the contract counts a second since the
-		// last, so a room's first step admits a second's share.
-		since := time.Second
-		if f.last != nil {
-			since = now.Sub(*f.last)
-		}
-		n := ticketrush.Admissions(e.WaitingRoom, f.st.AdmittedLastMinute, f.st.Active, since)
+		n := ticketrush.AdmissionsAt(e.WaitingRoom, f.st.AdmittedLastMinute, f.st.Active, f.last, now)
 		if n > 0 && f.st.Waiting > 0 {
 			pass := now.Add(time.Duration(e.WaitingRoom.PassSeconds) * time.Second)
 			var admitted int64

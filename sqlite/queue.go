@@ -467,7 +467,7 @@ const (
 		AND ((q.reservation_id IS NULL AND q.pass_expires_at > ?2)
 			OR (r.status = 'reserved' AND r.expires_at > ?2))`
 
-	// sqlWindow is what Admissions needs: admissions after ?3 (now minus
+	// sqlWindow is what AdmissionsAt needs: admissions after ?3 (now minus
 	// a minute), those active at ?2, and the latest admission.
 	sqlWindow = `SELECT
 		(SELECT COUNT(*) FROM queue_entries WHERE event_id = ?1 AND admitted_at > ?3),
@@ -715,16 +715,15 @@ func admit(ctx context.Context, tx *sql.Tx, q *queue, w *ticketrush.WaitingRoom,
 	if err != nil {
 		return 0, err
 	}
-	// With no admission yet, the contract counts a second since the last.
-	since := time.Second
+	var lastAt *time.Time
 	if last.Valid {
 		t, err := parseTime(last.String)
 		if err != nil {
 			return 0, err
 		}
-		since = now.Sub(t)
+		lastAt = &t
 	}
-	n := ticketrush.Admissions(w, lastMinute, active, since)
+	n := ticketrush.AdmissionsAt(w, lastMinute, active, lastAt, now)
 	if n == 0 {
 		return 0, nil
 	}

@@ -82,24 +82,37 @@ if #due == QUEUE_CHUNK then
   more = 1
 end
 
--- 3. Admission, as ticketrush.Admissions allows: the sliding window counts
+-- ticks counts the pace clock's ticks from the epoch to t (µs), as
+-- ticketrush.admissionTicks: floor(apm × t / 1 min) in whole milliseconds,
+-- split by minutes so the product stays exact in a double.
+local function ticks(apm, t)
+  local ms = math.floor(t / 1000)
+  local minutes = math.floor(ms / 60000)
+  return minutes * apm + math.floor(apm * (ms - minutes * 60000) / 60000)
+end
+
+-- 3. Admission, as ticketrush.AdmissionsAt allows: the sliding window counts
 -- the stamps after now - 60 s.
 if not ev.paused and q.closed == 1 and q.done == 1 and ev.tq > 0 and q.tail > q.serving then
   redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', int(now - 60 * US))
   local last_min = redis.call('ZCOUNT', KEYS[12], '(' .. int(now - 60 * US), '+inf')
   local active = redis.call('ZCOUNT', KEYS[11], '(' .. int(now), '+inf')
-  -- The time since the latest admission, a second when there was none.
-  local since = US
-  if q.last > 0 then
-    since = now - q.last
-  end
   local n = ev.apm - last_min
   if ev.max_active > 0 then
     n = math.min(n, ev.max_active - active)
   end
-  since = math.min(math.max(since, 0), 60 * US)
-  local smooth = math.max(math.floor((ev.apm * math.floor(since / 1000) + 59999) / 60000), 1)
-  n = math.max(math.min(n, smooth, QUEUE_CHUNK, q.tail - q.serving), 0)
+  -- The pace, as ticketrush.AdmissionsAt: a clock ticking apm times a
+  -- minute at fixed instants; a step admits the ticks since the latest
+  -- admission (a second's share for the first, a minute's after a pause).
+  local pace
+  if q.last <= 0 then
+    pace = math.max(math.floor((ev.apm + 59) / 60), 1)
+  elseif now - q.last >= 60 * US then
+    pace = ev.apm
+  else
+    pace = math.max(ticks(ev.apm, now) - ticks(ev.apm, q.last), 0)
+  end
+  n = math.max(math.min(n, pace, QUEUE_CHUNK, q.tail - q.serving), 0)
   local passexp = now + ev.pass * US
   for _ = 1, n do
     local p = q.serving + 1
