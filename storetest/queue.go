@@ -238,17 +238,24 @@ func testQueue(t *testing.T, s suite) {
 		vs := visitors(12)
 		joinAll(t, q, ev.ID, vs...)
 		t0 := e.clock.Now()
-		// However often the queue is advanced at one instant, a minute's
-		// window holds at most admit_per_minute admissions.
-		if n := settleQueue(t, q, ev.ID); n != 5 {
-			t.Fatalf("admitted %d at one instant, want 5 (admit_per_minute)", n)
+		// 5 a minute is one every 12 s: however often the queue is
+		// advanced at one instant, it admits one step's share (the first
+		// admission, a second's share: one), never the minute's five at
+		// once; each 12 s lets one more in.
+		for k := range 5 {
+			at := t0.Add(time.Duration(k) * 12 * time.Second)
+			e.clock.Set(at)
+			if n := settleQueue(t, q, ev.ID); n != 1 {
+				t.Fatalf("admitted %d at %s, want 1 (one every 12 s)", n, at.Sub(t0))
+			}
 		}
 		for i, v := range vs {
 			en := entryOf(t, q, ev.ID, v)
+			at := t0.Add(time.Duration(i) * 12 * time.Second)
 			if i < 5 {
-				if en.State != ticketrush.QueueAdmitted || en.AdmittedAt == nil || !en.AdmittedAt.Equal(t0) ||
-					en.PassExpiresAt == nil || !en.PassExpiresAt.Equal(t0.Add(300*time.Second)) {
-					t.Errorf("position %d = %+v, want admitted at %v with a pass to %v", i+1, en, t0, t0.Add(300*time.Second))
+				if en.State != ticketrush.QueueAdmitted || en.AdmittedAt == nil || !en.AdmittedAt.Equal(at) ||
+					en.PassExpiresAt == nil || !en.PassExpiresAt.Equal(at.Add(300*time.Second)) {
+					t.Errorf("position %d = %+v, want admitted at %v with a pass to %v", i+1, en, at, at.Add(300*time.Second))
 				}
 				checkTimes(t, "admission", *en.AdmittedAt, *en.PassExpiresAt)
 			} else if en.State != ticketrush.QueueWaiting {
@@ -259,17 +266,18 @@ func testQueue(t *testing.T, s suite) {
 		if st.Serving != 5 || st.Waiting != 7 || st.Admitted != 5 || st.AdmittedLastMinute != 5 || st.Active != 5 {
 			t.Errorf("QueueStats = %+v, want serving 5, 7 waiting, 5 admitted in the last minute and active", st)
 		}
-		// The window slides: a microsecond before t0+60s it is still full.
+		// The window slides: a microsecond before t0+60s it is still full,
+		// whatever the pace allows.
 		e.clock.Set(t0.Add(time.Minute - time.Microsecond))
 		if n := settleQueue(t, q, ev.ID); n != 0 {
 			t.Fatalf("admitted %d while the window still held 5", n)
 		}
 		e.clock.Set(t0.Add(time.Minute))
-		if n := settleQueue(t, q, ev.ID); n != 5 {
-			t.Fatalf("admitted %d once the first admissions left the window, want 5", n)
+		if n := settleQueue(t, q, ev.ID); n != 1 {
+			t.Fatalf("admitted %d once the first admission left the window, want 1", n)
 		}
-		wantState(t, q, ev.ID, vs[9], ticketrush.QueueAdmitted)
-		wantState(t, q, ev.ID, vs[10], ticketrush.QueueWaiting)
+		wantState(t, q, ev.ID, vs[5], ticketrush.QueueAdmitted)
+		wantState(t, q, ev.ID, vs[6], ticketrush.QueueWaiting)
 	})
 
 	t.Run("AdmitSmoothly", func(t *testing.T) {
@@ -320,9 +328,10 @@ func testQueue(t *testing.T, s suite) {
 			t.Errorf("QueueStats.Active = %d, want 2", st.Active)
 		}
 		// A purchase ends the first's turn: done, no longer active, still
-		// reading admitted.
+		// reading admitted. (A second later, so the pace allows one.)
 		purchase(t, e.store, res)
 		wantState(t, q, ev.ID, vs[0], ticketrush.QueueAdmitted)
+		e.clock.Advance(time.Second)
 		if n := settleQueue(t, q, ev.ID); n != 1 {
 			t.Fatalf("admitted %d after a purchase, want 1", n)
 		}
@@ -332,6 +341,7 @@ func testQueue(t *testing.T, s suite) {
 		h := reserve(t, e.r, withPass(third, 1))
 		cancel(t, e.store, h)
 		wantState(t, q, ev.ID, vs[2], ticketrush.QueueExpired)
+		e.clock.Advance(time.Second)
 		if n := settleQueue(t, q, ev.ID); n != 1 {
 			t.Fatalf("admitted %d after a cancel, want 1", n)
 		}
@@ -510,6 +520,7 @@ func testQueue(t *testing.T, s suite) {
 			t.Errorf("QueueStats = %+v, want 0 available, 2 held, 2 waiting", st)
 		}
 		cancel(t, e.store, h)
+		e.clock.Advance(time.Second)
 		if n := settleQueue(t, q, ev.ID); n != 2 {
 			t.Fatalf("admitted %d once the hold came back, want 2", n)
 		}
@@ -651,21 +662,25 @@ func testQueue(t *testing.T, s suite) {
 			})
 		}
 		wg.Wait()
-		e.clock.Set(sale)
+		// Both advance at once, several times at each instant, over the
+		// first minute of the sale.
 		var admitted [2]int
-		for i, qq := range []ticketrush.Queues{q, other} {
-			wg.Go(func() {
-				for range 400 {
-					a, err := qq.AdvanceQueue(t.Context(), ev.ID)
-					if err != nil {
-						t.Errorf("AdvanceQueue: %v", err)
-						return
+		for sec := range 60 {
+			e.clock.Set(sale.Add(time.Duration(sec) * time.Second))
+			for i, qq := range []ticketrush.Queues{q, other} {
+				wg.Go(func() {
+					for range 7 {
+						a, err := qq.AdvanceQueue(t.Context(), ev.ID)
+						if err != nil {
+							t.Errorf("AdvanceQueue: %v", err)
+							return
+						}
+						admitted[i] += a.Admitted
 					}
-					admitted[i] += a.Admitted
-				}
-			})
+				})
+			}
+			wg.Wait()
 		}
-		wg.Wait()
 		settleQueue(t, q, ev.ID)
 		st := queueStats(t, q, ev.ID)
 		if admitted[0]+admitted[1] != 100 || st.Admitted != 100 || st.Serving != 100 {
