@@ -34,7 +34,7 @@ func TestFairRehearsal(t *testing.T) {
 				// The rehearsal gives each simulated client an address of
 				// its own in X-Forwarded-For, as a reverse proxy would, so
 				// the join quota counts per client, not per test process.
-				p := startServe(t, db, "--trusted-proxies", "127.0.0.1/32", "--queue-interval", "100ms",
+				p := startServe(t, db, "--trusted-proxies", "127.0.0.1/32",
 					"--pass-keys", "e2e:fairness-rehearsal-key-0123456789")
 				urls = append(urls, p.URL)
 			}
@@ -49,7 +49,7 @@ func TestFairRehearsal(t *testing.T) {
 				Window:         6 * time.Second,
 				SaleAfter:      2 * time.Second,
 				ChallengeBits:  6,
-				AdmitPerMinute: 300,
+				AdmitPerMinute: 600,
 				PassSeconds:    30,
 				PhaseTimeout:   90 * time.Second,
 				Seed:           uint64(time.Now().UnixNano()) | 1,
