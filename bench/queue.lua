@@ -2,8 +2,6 @@
 --
 --   join: POST the path with body "{}", each request a new visitor (a fresh
 --         Visitor-Token made of a per-run prefix, the thread and a counter).
---         With a limit, the threads send exactly that many joins between
---         them, then stop: the time to admit a crowd of that size.
 --   poll: GET the path as visitors who joined already: tokens prefix +
 --         "0000" + index for index 1..pool, taken in turn, each thread
 --         starting at a different place.
@@ -12,7 +10,8 @@
 -- the same report line as the reserve bench's script, which the bench reads.
 --
 -- Arguments (after --): mode, token prefix (24 characters), pool size
--- (poll) or limit of joins (join; 0 for none).
+-- (poll; unused by join), wrk's thread count (a thread's script cannot see
+-- the others).
 
 local threads = {}
 
@@ -25,9 +24,8 @@ function init(args)
   mode = args[1]
   prefix = args[2]
   local n = tonumber(args[3]) or 0
-  nthreads = #threads
-  if nthreads == 0 then nthreads = 1 end
-  sent, answered = 0, 0
+  nthreads = tonumber(args[4]) or 1
+  sent = 0
   ok, other, status5xx = 0, 0, 0
   sample = ""
   headers = {}
@@ -35,13 +33,6 @@ function init(args)
     headers["Content-Type"] = "application/json"
     body = "{}"
     method = "POST"
-    -- This thread's share of the limit: the first (limit mod threads)
-    -- threads take one more.
-    limit = 0
-    if n > 0 then
-      limit = math.floor(n / nthreads)
-      if id <= n % nthreads then limit = limit + 1 end
-    end
   else
     method = "GET"
     pool = n
@@ -51,11 +42,6 @@ end
 
 function request()
   if mode == "join" then
-    if limit > 0 and sent >= limit then
-      -- This thread's joins are all sent: fill its connections with a
-      -- cheap request until the last join is answered.
-      return wrk.format("GET", "/healthz")
-    end
     sent = sent + 1
     headers["Visitor-Token"] = string.format("%s%04x%08x", prefix, id, sent)
     return wrk.format(method, nil, headers, body)
@@ -66,13 +52,6 @@ function request()
 end
 
 function response(status, headers_, resp)
-  if mode == "join" and limit > 0 then
-    -- Only joins count; fillers are answered by /healthz with a body
-    -- starting {"status".
-    if resp and string.sub(resp, 1, 10) == '{"status":' then return end
-    answered = answered + 1
-    if answered >= limit then wrk.thread:stop() end
-  end
   if status >= 200 and status < 300 then
     ok = ok + 1
     return

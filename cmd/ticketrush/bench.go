@@ -18,7 +18,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--json]
+		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--queue] [--json]
 
 Measures reserve throughput over real HTTP on loopback, for each backend it
 can reach (SQLite unless --sqlite=false, in a new directory under $TMPDIR
@@ -42,6 +42,15 @@ purchased, and held == the tickets acknowledged (give or take the answers
 wrk never read when it stopped). It exits with status 1 when any run
 oversold, broke that invariant, or got a 5xx.
 
+With --queue it measures the waiting room instead, on one fresh server per
+backend (batch strategy, rate limit and join quota off, challenge_bits 0):
+batch reserves/s, joins/s (a fresh visitor per join), polls/s (GET queue
+as --queue-pool visitors who joined) and /healthz/s, then a crowd of
+--crowd visitors joining one event, timed until the server's queue holds
+them all. Targets: joins/s >= reserves/s, polls/s >= 0.8 x /healthz/s, the
+crowd within --crowd-within with no error. It exits with status 1 when a
+check failed or a target was missed.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -60,6 +69,10 @@ Flags:
 	fs.StringVar(&c.Load, "load", bench.LoadAuto, "load generator: wrk (a separate process), go (goroutines in this process) or auto (wrk when installed, else go)")
 	fs.StringVar(&c.Wrk, "wrk", "wrk", "the wrk executable")
 	fs.IntVar(&c.WrkThreads, "wrk-threads", bench.DefaultWrkThreads, "wrk's threads")
+	queue := fs.Bool("queue", false, "measure the waiting room instead: batch reserves/s, joins/s (a fresh visitor each), polls/s (joined visitors) and /healthz/s on one server, then a crowd of --crowd joins to one event; needs wrk")
+	pool := fs.Int("queue-pool", bench.DefaultPool, "with --queue: joined visitors the poll load takes turns with")
+	crowd := fs.Int("crowd", bench.DefaultCrowd, "with --queue: visitors of the crowd run (0: skip it)")
+	crowdWithin := fs.Duration("crowd-within", bench.DefaultCrowdWithin, "with --queue: the crowd run's target, e.g. 1m")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -93,6 +106,9 @@ Flags:
 		return errUsage
 	}
 
+	if *queue {
+		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *asJSON, stdout, stderr)
+	}
 	rep, err := bench.Run(ctx, c)
 	if err != nil {
 		return err
