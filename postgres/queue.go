@@ -453,13 +453,28 @@ const selectQueueStats = `
 SELECT e.ticket_quantity, e.waiting_room IS NOT NULL, qu.prequeue_closed, qu.serving, qu.tail,
 	qu.admitted, qu.last_admitted_at,
 	(SELECT count(*) FROM queue_entries WHERE event_id = $1 AND state = 'prequeue'),
-	(SELECT count(*) FROM queue_entries WHERE event_id = $1 AND state = 'waiting'),
 	(SELECT count(*) FROM queue_entries WHERE event_id = $1 AND admitted_at > $3),
 	(SELECT count(*) FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
 		WHERE q.event_id = $1 AND ` + activeFilter + `),
 	(SELECT coalesce(sum(amount), 0)::bigint FROM reservations WHERE event_id = $1 AND status = 'reserved')
 FROM events e JOIN queues qu ON qu.event_id = e.id
 WHERE e.id = $1`
+
+// waitingCount is the number of waiting entries, from the queue row's
+// counters rather than a count over the entries, which grew with the queue
+// and ran under the queue's lock in every advance (slowing every join of a
+// long queue). Positions are dense and fixed: closing the pre-queue keeps
+// 1…P for it (tail = P) and each later join takes the next; admission
+// takes them in order up to serving, and only admitted entries ever leave
+// the waiting state other than by the shuffle. So the positions after
+// serving are waiting, but for those of the pre-queue still being
+// shuffled. Before the pre-queue closes nobody waits.
+func waitingCount(closed bool, tail, serving, prequeue int64) int64 {
+	if !closed {
+		return 0
+	}
+	return max(tail-serving-prequeue, 0)
+}
 
 // queueFigures is what selectQueueStats reads.
 type queueFigures struct {
@@ -473,10 +488,11 @@ func readQueueFigures(ctx context.Context, q querier, eventID int64, now time.Ti
 	f := &queueFigures{st: ticketrush.QueueStats{EventID: eventID}}
 	err := q.QueryRow(ctx, selectQueueStats, eventID, now, now.Add(-time.Minute)).Scan(
 		&f.st.Available, &f.hasRoom, &f.closed, &f.st.Serving, &f.st.Tail, &f.st.Admitted, &f.last,
-		&f.st.Prequeue, &f.st.Waiting, &f.st.AdmittedLastMinute, &f.st.Active, &f.st.Held)
+		&f.st.Prequeue, &f.st.AdmittedLastMinute, &f.st.Active, &f.st.Held)
 	if err != nil {
 		return nil, err
 	}
+	f.st.Waiting = waitingCount(f.closed, f.st.Tail, f.st.Serving, f.st.Prequeue)
 	return f, nil
 }
 

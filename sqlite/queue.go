@@ -454,7 +454,6 @@ const (
 	// ?2 now, ?3 now minus a minute.
 	sqlQueueCounts = `SELECT
 		(SELECT COUNT(*) FROM queue_entries WHERE event_id = ?1 AND state = 'prequeue'),
-		(SELECT COUNT(*) FROM queue_entries WHERE event_id = ?1 AND state = 'waiting'),
 		(SELECT COUNT(*) FROM queue_entries WHERE event_id = ?1 AND admitted_at > ?3),
 		(` + sqlActive + `),
 		(SELECT COALESCE(SUM(amount), 0) FROM reservations
@@ -551,9 +550,18 @@ func (s *Store) QueueStats(ctx context.Context, eventID int64) (*ticketrush.Queu
 		Available: e.TicketQuantity,
 	}
 	err = tx.QueryRowContext(ctx, sqlQueueCounts, eventID, formatTime(now), formatTime(now.Add(-time.Minute))).
-		Scan(&qs.Prequeue, &qs.Waiting, &qs.AdmittedLastMinute, &qs.Active, &qs.Held)
+		Scan(&qs.Prequeue, &qs.AdmittedLastMinute, &qs.Active, &qs.Held)
 	if err != nil {
 		return nil, dbError(ctx, err)
+	}
+	// The waiting entries, from the counters rather than a count that grew
+	// with the queue and ran on every poll refresh: positions are dense
+	// and fixed, 1…size kept for the pre-queue when it closed, each later
+	// join the next, and admission takes them in order up to serving. So
+	// every position after serving waits, but for pre-queue entries still
+	// being shuffled; before the pre-queue closes nobody waits.
+	if q.closed {
+		qs.Waiting = max(q.tail-q.serving-qs.Prequeue, 0)
 	}
 	// Before any step closed it, a queue whose sale has started and that
 	// has no pre-queue is in order already.
