@@ -36,4 +36,3 @@ func BenchmarkSolveChallenge(b *testing.B) {
 		b.ReportMetric(float64(uint64(1)<<d)/rate*1000, "ms@"+strconv.Itoa(d)+"bits")
 	}
 }
-
