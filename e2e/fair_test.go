@@ -49,7 +49,11 @@ func TestFairRehearsal(t *testing.T) {
 				Window:         6 * time.Second,
 				SaleAfter:      2 * time.Second,
 				ChallengeBits:  6,
-				AdmitPerMinute: 600,
+				// As at the rehearsal's defaults (400 tickets at 600 a
+				// minute), admission takes well longer than the few
+				// seconds over which the pre-queue's first polls are
+				// spread: 40 orders' worth at 3 a second.
+				AdmitPerMinute: 180,
 				PassSeconds:    30,
 				PhaseTimeout:   90 * time.Second,
 				Seed:           uint64(time.Now().UnixNano()) | 1,
