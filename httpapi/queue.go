@@ -128,7 +128,7 @@ func (s *Server) QueueAdvanced(eventID int64, a *ticketrush.QueueAdvance) {
 	if a.Admitted > 0 || a.Shuffled > 0 || a.Expired > 0 {
 		// This node moved the queue: its pollers need not wait for the
 		// cache to run out to see it.
-		s.wr.rooms.forget(eventID)
+		s.wr.rooms.expire(eventID)
 	}
 }
 
@@ -559,7 +559,15 @@ type roomCell struct {
 type timedSnap struct {
 	snap roomSnap
 	at   time.Time
+	// expired marks a snapshot this node knows to be behind (it moved the
+	// queue): the next request reloads it, others may still be answered
+	// from it meanwhile.
+	expired bool
 }
+
+// maxStaleRoom bounds the age of a snapshot answered while another request
+// reloads it: polls see figures at most this old.
+const maxStaleRoom = time.Second
 
 func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 	if c.ttl < 0 {
@@ -574,12 +582,21 @@ func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 		}
 	}
 	cell := v.(*roomCell)
-	if ts := cell.cur.Load(); ts != nil && time.Since(ts.at) < c.ttl {
+	ts := cell.cur.Load()
+	if ts != nil && !ts.expired && time.Since(ts.at) < c.ttl {
 		return ts.snap
 	}
-	cell.mu.Lock()
+	if !cell.mu.TryLock() {
+		// Another request is loading. A snapshot young enough is answered
+		// meanwhile, so the event's polls never all wait for one read
+		// (which they did every time an advance moved the queue).
+		if ts != nil && ts.snap.err == nil && time.Since(ts.at) < maxStaleRoom {
+			return ts.snap
+		}
+		cell.mu.Lock()
+	}
 	defer cell.mu.Unlock()
-	if ts := cell.cur.Load(); ts != nil && time.Since(ts.at) < c.ttl {
+	if ts := cell.cur.Load(); ts != nil && !ts.expired && time.Since(ts.at) < c.ttl {
 		return ts.snap // another request loaded it while this one waited
 	}
 	// The load has its own deadline, so one caller giving up does not
@@ -613,7 +630,21 @@ func (c *roomCache) prune() {
 	})
 }
 
-// forget drops an event's snapshot, after this node changed it.
+// expire marks an event's snapshot behind, after this node moved its
+// queue: the next request reloads it while the others are answered from it.
+func (c *roomCache) expire(id int64) {
+	v, ok := c.cells.Load(id)
+	if !ok {
+		return
+	}
+	cell := v.(*roomCell)
+	if ts := cell.cur.Load(); ts != nil && !ts.expired {
+		cell.cur.CompareAndSwap(ts, &timedSnap{snap: ts.snap, at: ts.at, expired: true})
+	}
+}
+
+// forget drops an event's snapshot, after its settings changed: no request
+// is answered from the old one.
 func (c *roomCache) forget(id int64) {
 	if _, ok := c.cells.LoadAndDelete(id); ok {
 		c.n.Add(-1)

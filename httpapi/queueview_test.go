@@ -93,3 +93,70 @@ func TestRoomCacheLoadsOncePerInterval(t *testing.T) {
 		t.Errorf("%d events cached, cap %d", n, maxCachedRooms)
 	}
 }
+
+// TestRoomCacheAnswersWhileReloading: when an advance has moved the queue
+// (or the figures aged), one poll reloads them and the others are answered
+// from the snapshot they have meanwhile, rather than all waiting for one
+// read; a snapshot older than maxStaleRoom is never answered, and settings
+// changes (forget) are never answered from the old snapshot.
+func TestRoomCacheAnswersWhileReloading(t *testing.T) {
+	var loads atomic.Int64
+	release := make(chan struct{})
+	c := &roomCache{ttl: time.Hour, timeout: 5 * time.Second, load: func(ctx context.Context, id int64) roomSnap {
+		n := loads.Add(1)
+		if n == 2 {
+			<-release // the reload hangs until the test lets it go
+		}
+		return roomSnap{event: &ticketrush.Event{ID: id}, stats: &ticketrush.QueueStats{EventID: id, Serving: n}}
+	}}
+	if snap := c.get(context.Background(), 7); snap.stats.Serving != 1 {
+		t.Fatalf("first load: %+v", snap.stats)
+	}
+	c.expire(7)
+	reloaded := make(chan roomSnap)
+	go func() { reloaded <- c.get(context.Background(), 7) }()
+	for loads.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	got := make(chan roomSnap)
+	go func() { got <- c.get(context.Background(), 7) }()
+	select {
+	case snap := <-got:
+		if snap.stats.Serving != 1 {
+			t.Errorf("answered during the reload: %+v, want the snapshot before it", snap.stats)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a poll waited for another request's reload")
+	}
+	close(release)
+	if snap := <-reloaded; snap.stats.Serving != 2 {
+		t.Errorf("the reloading request got %+v, want the new figures", snap.stats)
+	}
+	if snap := c.get(context.Background(), 7); snap.stats.Serving != 2 {
+		t.Errorf("after the reload: %+v, want the new figures", snap.stats)
+	}
+
+	// Too old to answer: a request waits for the reload.
+	v, _ := c.cells.Load(int64(7))
+	cell := v.(*roomCell)
+	old := cell.cur.Load()
+	cell.cur.Store(&timedSnap{snap: old.snap, at: time.Now().Add(-2 * maxStaleRoom), expired: true})
+	cell.mu.Lock()
+	waited := make(chan roomSnap)
+	go func() { waited <- c.get(context.Background(), 7) }()
+	select {
+	case snap := <-waited:
+		t.Fatalf("answered from a snapshot older than %s: %+v", maxStaleRoom, snap.stats)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cell.mu.Unlock()
+	if snap := <-waited; snap.stats.Serving != 3 {
+		t.Errorf("after waiting: %+v, want a fresh load", snap.stats)
+	}
+
+	// forget drops the snapshot: the next request loads, whatever others do.
+	c.forget(7)
+	if snap := c.get(context.Background(), 7); snap.stats.Serving != 4 {
+		t.Errorf("after forget: %+v, want a fresh load", snap.stats)
+	}
+}
