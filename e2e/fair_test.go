@@ -41,14 +41,14 @@ func TestFairRehearsal(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			rep, err := fairrush.RunFair(ctx, fairrush.FairConfig{
-				URLs:           urls,
-				AdminToken:     adminToken,
-				Humans:         300,
-				Bots:           5,
-				Tickets:        80,
-				Window:         6 * time.Second,
-				SaleAfter:      2 * time.Second,
-				ChallengeBits:  6,
+				URLs:          urls,
+				AdminToken:    adminToken,
+				Humans:        300,
+				Bots:          5,
+				Tickets:       80,
+				Window:        6 * time.Second,
+				SaleAfter:     2 * time.Second,
+				ChallengeBits: 6,
 				// As at the rehearsal's defaults (400 tickets at 600 a
 				// minute), admission takes well longer than the few
 				// seconds over which the pre-queue's first polls are
