@@ -545,6 +545,17 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // visitorToken returns this browser's visitor token, creating and storing
+  // one (a random UUID, as the server would) when there is none yet.
+  function visitorToken() {
+    let t = storage.get(KEY_VISITOR);
+    if (!t) {
+      t = newKey();
+      storage.set(KEY_VISITOR, t);
+    }
+    return t;
+  }
+
   // Codes after which nothing is known to have happened, or which say
   // plainly that nothing did: a retry of the same choice may reuse the key.
   const uncertain = new Set(['network', 'unavailable', 'overloaded', 'internal', 'rate_limited']);
@@ -561,7 +572,9 @@
     }
     clearMessages();
     setBusy('reserve');
-    const visitor = storage.get(KEY_VISITOR) || undefined;
+    // The token exists before the first reserve, so a retry after a lost
+    // answer is the same visitor with the same key: it holds once.
+    const visitor = visitorToken();
     try {
       const { data, res } = await api('POST', '/api/reserve', {
         body: { event_id: e.id, amount },
@@ -576,7 +589,7 @@
       $('hold-title').focus();
     } catch (err) {
       if (!uncertain.has(err.code)) state.pendingReserve = null;
-      if (err.code === 'invalid_visitor_token' || err.code === 'visitor_token_required') storage.del(KEY_VISITOR);
+      if (err.code === 'invalid_visitor_token') { storage.del(KEY_VISITOR); state.pendingReserve = null; }
       if (err.code === 'event_not_found') loadEvents();
       showError(explain(err, { event: e, amount }));
       waitFor(err);
