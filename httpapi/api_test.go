@@ -98,7 +98,7 @@ var apiCases = []apiCase{
 	{"ErrArray", "POST", "/api/reserve", nil, `[{"event_id":{event},"amount":1}]`, 400, ticketrush.EInvalidJSON},
 	{"ErrString", "POST", "/api/reserve", nil, `"{\"event_id\":1}"`, 400, ticketrush.EInvalidJSON},
 	{"ErrNull", "POST", "/api/reserve", nil, `null`, 400, ticketrush.EInvalidJSON},
-	{"ErrEmptyBody", "POST", "/api/reserve", nil, ``, 400, ticketrush.EInvalidJSON},
+	{"ErrEmptyBody", "POST", "/api/reserve", map[string]string{"Content-Type": "application/json"}, ``, 400, ticketrush.EInvalidJSON},
 	{"ErrTruncated", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1`, 400, ticketrush.EInvalidJSON},
 	{"ErrTrailingData", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1}{}`, 400, ticketrush.EInvalidJSON},
 	{"ErrDuplicateKey", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1,"amount":2}`, 400, ticketrush.EInvalidJSON},

@@ -277,6 +277,7 @@ func testBodyLimit(t *testing.T, e *env) {
 	c := e.httpServer(t)
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", c.base+"/api/reserve",
 		io.MultiReader(strings.NewReader(body), strings.NewReader(pad+"  ")))
+	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = -1
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -315,6 +316,7 @@ func testRushOverHTTP(t *testing.T, e *env) {
 				amount := 1 + (g+i)%3
 				req, _ := http.NewRequest("POST", ts.URL+"/api/reserve",
 					strings.NewReader(fmt.Sprintf(`{"event_id":%d,"amount":%d}`, ev.ID, amount)))
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := hc.Do(req)
 				if err != nil {
 					t.Error(err)

@@ -106,7 +106,7 @@ func hostileRequests() []hostileRequest {
 		{"TokenControlChar", "GET", "/api/reservations/{res}", http.Header{"Visitor-Token": {"c9439d95-5d3c-4c8e-9a57-1f0b2f6f1d7\x00"}}, "", 400},
 		{"TokenTwice", "POST", "/api/reserve", http.Header{"Visitor-Token": {"{token}", "{other}"}}, `{"event_id":{event},"amount":1}`, 400},
 		{"OthersReservation", "DELETE", "/api/reservations/{res}", http.Header{"Visitor-Token": {"{other}"}}, "", 404},
-		{"OthersPurchase", "POST", "/api/purchase", http.Header{"Visitor-Token": {"{other}"}}, `{"reservation_id":{res}}`, 404},
+		{"OthersPurchase", "POST", "/api/purchase", http.Header{"Visitor-Token": {"{other}"}, "Content-Type": {"application/json"}}, `{"reservation_id":{res}}`, 404},
 		{"IdempotencyKeyLong", "POST", "/api/reserve", http.Header{"Idempotency-Key": {strings.Repeat("k", 8192)}}, `{"event_id":{event},"amount":1}`, 422},
 		{"IdempotencyKeyUnicode", "POST", "/api/reserve", http.Header{"Idempotency-Key": {"ключ"}}, `{"event_id":{event},"amount":1}`, 422},
 		{"IdempotencyKeyTwice", "POST", "/api/reserve", http.Header{"Idempotency-Key": {"a", "b"}}, `{"event_id":{event},"amount":1}`, 422},
@@ -114,6 +114,10 @@ func hostileRequests() []hostileRequest {
 		{"AdminTokenTwice", "GET", "/api/admin/events/{event}/stats", http.Header{"Authorization": {"Bearer {admin}", "Bearer {admin}"}}, "", 401},
 		{"AdminTokenNoScheme", "GET", "/api/admin/events/{event}/stats", http.Header{"Authorization": {"{admin}"}}, "", 401},
 		// Content types.
+		// What a cross-site form or no-cors fetch can send without a CORS
+		// preflight: no type, or text/plain.
+		{"ContentTypeAbsent", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1}`, 415},
+		{"ContentTypeTextPlain", "POST", "/api/reserve", http.Header{"Content-Type": {"text/plain;charset=UTF-8"}}, `{"event_id":{event},"amount":1}`, 415},
 		{"ContentTypeXML", "POST", "/api/reserve", http.Header{"Content-Type": {"application/xml"}}, `{"event_id":{event},"amount":1}`, 415},
 		{"ContentTypeForm", "POST", "/api/reserve", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, `event_id={event}&amount=1`, 415},
 		{"ContentTypeUTF16", "POST", "/api/reserve", http.Header{"Content-Type": {"application/json; charset=utf-16"}}, `{"event_id":{event},"amount":1}`, 415},
