@@ -28,6 +28,16 @@ type RequestLogConfig struct {
 	MaxPerSecond float64
 }
 
+// SetErrorCode records code as the error code of the answer being written
+// on w, for the request log, when w is the server's own writer. Handlers
+// mounted beside the API (Config.Web) that answer errors themselves call
+// it; elsewhere it does nothing.
+func SetErrorCode(w http.ResponseWriter, code string) {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.code = code
+	}
+}
+
 // requestLog writes the request log. A nil *requestLog logs nothing.
 type requestLog struct {
 	log     *slog.Logger

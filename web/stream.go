@@ -145,6 +145,7 @@ func writeError(rw http.ResponseWriter, err error) {
 		body.Error.Fields = e.Fields
 	}
 	b, _ := json.Marshal(body)
+	httpapi.SetErrorCode(rw, code)
 	h := rw.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
