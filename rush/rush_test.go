@@ -180,10 +180,10 @@ func TestRushWithoutAdminTokenIsPartial(t *testing.T) {
 	}
 	got := checkResults(rep)
 	for name, want := range map[string]string{
-		"acknowledged ≤ capacity":                      rush.Pass,
-		"capacity == available + held + purchased":     rush.Skip,
+		"acknowledged ≤ capacity":                                rush.Pass,
+		"capacity == available + held + purchased":               rush.Skip,
 		"held + purchased + expired == acknowledged − cancelled": rush.Skip,
-		"every node reports the same stock":            rush.Pass,
+		"every node reports the same stock":                      rush.Pass,
 	} {
 		if got[name].Result != want {
 			t.Errorf("%s: %s, want %s", name, got[name].Result, want)
