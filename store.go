@@ -100,8 +100,12 @@ func HoldUntil(now time.Time, e *Event) time.Time {
 // event. It returns nil when the request fits.
 func Decide(e *Event, now time.Time, r ReserveRequest, available, visitorHeld int64) error {
 	switch {
+	case e.SaleClosed:
+		return Errorf(ESaleClosed, "The sale for this event is closed.")
 	case e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt):
 		return Errorf(ESaleNotStarted, "The sale for this event has not started yet.")
+	case e.MaxPerOrder > 0 && r.Amount > e.MaxPerOrder:
+		return Errorf(EOrderLimit, "One order may take at most %d tickets.", e.MaxPerOrder)
 	case e.MaxPerVisitor > 0 && visitorHeld+r.Amount > e.MaxPerVisitor:
 		return Errorf(EVisitorLimit, "This would exceed the limit of %d tickets per visitor.", e.MaxPerVisitor)
 	case available < r.Amount:

@@ -55,8 +55,19 @@ type Event struct {
 	MaxPerVisitor int64
 	// SaleStartsAt is when reserves are first accepted; nil means at once.
 	SaleStartsAt *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// MaxPerOrder is the most tickets one reserve may take (1…MaxAmount).
+	MaxPerOrder int64
+	// Hidden events are left out of the public listing but stay readable
+	// by id; rehearsal events are made hidden.
+	Hidden bool
+	// SaleClosed stops reserves (ESaleClosed); purchases and cancels of
+	// existing holds go on.
+	SaleClosed bool
+	// WaitingRoom, when set, admits visitors through a queue and every
+	// reserve needs an admission pass (see CheckAdmission).
+	WaitingRoom *WaitingRoom
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // NewEvent is what an organiser gives to create an event.
@@ -68,21 +79,26 @@ type NewEvent struct {
 	HoldSeconds   int64
 	MaxPerVisitor int64
 	SaleStartsAt  *time.Time
+	// MaxPerOrder caps one reserve (1…MaxAmount); 0 means
+	// DefaultMaxPerOrder. Backends store OrderLimit().
+	MaxPerOrder int64
+	Hidden      bool
+	WaitingRoom *WaitingRoom
+}
+
+// OrderLimit returns MaxPerOrder with the default filled in.
+func (e NewEvent) OrderLimit() int64 {
+	if e.MaxPerOrder == 0 {
+		return DefaultMaxPerOrder
+	}
+	return e.MaxPerOrder
 }
 
 // Validate checks every field and returns an EValidation error naming each
 // bad one.
 func (e NewEvent) Validate() error {
 	v := ValidationError{}
-	name := strings.TrimSpace(e.Name)
-	switch {
-	case name == "":
-		v.Add("name", "is required")
-	case !utf8.ValidString(e.Name):
-		v.Add("name", "must be valid UTF-8")
-	case utf8.RuneCountInString(e.Name) > MaxNameLength:
-		v.Add("name", "must be at most 200 characters")
-	}
+	validateName(v, e.Name)
 	if e.TicketQuantity < 1 || e.TicketQuantity > MaxTicketQuantity {
 		v.Add("ticket_quantity", "must be an integer from 1 to 100000000")
 	}
@@ -92,7 +108,30 @@ func (e NewEvent) Validate() error {
 	if e.MaxPerVisitor < 0 || e.MaxPerVisitor > MaxTicketQuantity {
 		v.Add("max_per_visitor", "must be an integer from 0 (no limit) to 100000000")
 	}
+	if e.MaxPerOrder != 0 {
+		validateMaxPerOrder(v, e.MaxPerOrder)
+	}
+	if e.WaitingRoom != nil {
+		e.WaitingRoom.validate(v, "waiting_room")
+	}
 	return v.Err()
+}
+
+func validateName(v ValidationError, name string) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		v.Add("name", "is required")
+	case !utf8.ValidString(name):
+		v.Add("name", "must be valid UTF-8")
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		v.Add("name", "must be at most 200 characters")
+	}
+}
+
+func validateMaxPerOrder(v ValidationError, n int64) {
+	if n < 1 || n > MaxAmount {
+		v.Add("max_per_order", "must be an integer from 1 to 10000")
+	}
 }
 
 // Reservation is a hold of Amount tickets by one visitor; it becomes
@@ -121,6 +160,9 @@ type ReserveRequest struct {
 	// IdempotencyKey is optional: a repeated request with the same key and
 	// visitor returns the first reservation and takes no more tickets.
 	IdempotencyKey string
+	// Admission is the queue attempt named by the visitor's verified
+	// admission pass, 0 when none was sent (see CheckAdmission).
+	Admission int64
 }
 
 // Validate checks the fields a client controls.

@@ -272,6 +272,11 @@ func TestErrorTableCoversEveryCode(t *testing.T) {
 		ticketrush.EIdempotencyKeyReused, ticketrush.EUnauthorized, ticketrush.EBodyTooLarge,
 		ticketrush.ENotFound, ticketrush.EMethodNotAllowed, ticketrush.EUnsupportedMedia,
 		ticketrush.ERateLimited, ticketrush.EOverloaded, ticketrush.EUnavailable, ticketrush.EInternal,
+		ticketrush.EOutcomeUnknown, ticketrush.ECrossSiteRequest, ticketrush.ETooManyStreams,
+		ticketrush.EAdminDisabled, ticketrush.ESaleClosed, ticketrush.EOrderLimit, ticketrush.EEventHasReservations,
+		ticketrush.EWaitingRoomNotFound, ticketrush.ENotInQueue, ticketrush.EQueueNotOpen,
+		ticketrush.EChallengeFailed, ticketrush.EAdmissionRequired, ticketrush.EAdmissionInvalid,
+		ticketrush.EAdmissionExpired,
 	}
 	want := map[string]int{
 		ticketrush.EInvalidJSON: 400, ticketrush.EValidation: 422, ticketrush.EVisitorTokenRequired: 400,
@@ -281,6 +286,11 @@ func TestErrorTableCoversEveryCode(t *testing.T) {
 		ticketrush.EIdempotencyKeyReused: 422, ticketrush.EUnauthorized: 401, ticketrush.EBodyTooLarge: 413,
 		ticketrush.ENotFound: 404, ticketrush.EMethodNotAllowed: 405, ticketrush.EUnsupportedMedia: 415,
 		ticketrush.ERateLimited: 429, ticketrush.EOverloaded: 503, ticketrush.EUnavailable: 503, ticketrush.EInternal: 500,
+		ticketrush.EOutcomeUnknown: 503, ticketrush.ECrossSiteRequest: 403, ticketrush.ETooManyStreams: 429,
+		ticketrush.EAdminDisabled: 403, ticketrush.ESaleClosed: 409, ticketrush.EOrderLimit: 409,
+		ticketrush.EEventHasReservations: 409, ticketrush.EWaitingRoomNotFound: 404, ticketrush.ENotInQueue: 404,
+		ticketrush.EQueueNotOpen: 409, ticketrush.EChallengeFailed: 422, ticketrush.EAdmissionRequired: 403,
+		ticketrush.EAdmissionInvalid: 403, ticketrush.EAdmissionExpired: 403,
 	}
 	for _, c := range codes {
 		if _, ok := statuses[c]; !ok {

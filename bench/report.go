@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// finish fills the ratios and the verdict.
+func (rep *Report) finish(c Config) {
+	lock := map[string]*Result{}
+	key := func(r *Result) string { return r.Backend + "/" + strconv.Itoa(r.Clients) }
+	for _, r := range rep.Runs {
+		if r.Strategy == "lock" {
+			lock[key(r)] = r
+		}
+	}
+	for _, r := range rep.Runs {
+		if l := lock[key(r)]; l != nil && l.ReservePerSec > 0 {
+			v := r.ReservePerSec / l.ReservePerSec
+			r.VsLock = &v
+		}
+		name := fmt.Sprintf("%s %s at %d clients", r.Backend, r.Strategy, r.Clients)
+		if r.Oversold > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s oversold %d tickets", name, r.Oversold))
+		}
+		if r.Invariant != "ok" {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s broke the invariant: %s", name, r.Invariant))
+		}
+		if r.Errors5xx > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s got %d 5xx answers (%s)", name, r.Errors5xx, r.ErrorSample))
+		}
+		if r.Failed > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s had %d requests with no answer (%s)", name, r.Failed, r.ErrorSample))
+		}
+		if r.HealthzErrors > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s got %d failed /healthz requests", name, r.HealthzErrors))
+		}
+	}
+	if len(c.Clients) > 1 {
+		lo, hi := slicesMinMax(c.Clients)
+		for _, r := range rep.Runs {
+			if r.Clients != lo {
+				continue
+			}
+			for _, s := range rep.Runs {
+				if s.Clients == hi && s.Backend == r.Backend && s.Strategy == r.Strategy && r.ReservePerSec > 0 {
+					rep.Scaling = append(rep.Scaling, Scaling{
+						Backend: r.Backend, Strategy: r.Strategy, From: lo, To: hi,
+						Ratio: s.ReservePerSec / r.ReservePerSec,
+					})
+				}
+			}
+		}
+	}
+	rep.OK = len(rep.Problems) == 0
+}
+
+func slicesMinMax(v []int) (lo, hi int) {
+	lo, hi = v[0], v[0]
+	for _, x := range v[1:] {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+// WriteMarkdown prints the report as a markdown table with its context.
+func (rep *Report) WriteMarkdown(w io.Writer) {
+	m := rep.Machine
+	cpu := ""
+	if m.CPU != "" {
+		cpu = " (" + m.CPU + ")"
+	}
+	fmt.Fprintf(w, "ticketrush bench: %s/%s, %d CPUs%s, %s; over loopback HTTP, a fresh server per run, rate limit off\n",
+		m.OS, m.Arch, m.CPUs, cpu, m.Go)
+	fmt.Fprintf(w, "load generator: %s\n", rep.LoadDetail)
+	fmt.Fprintf(w, "each run: %s warm-up, %s measured on POST /api/reserve (amount 1), then the same on GET /healthz; request deadline 30s\n",
+		fmtSeconds(rep.WarmupSeconds), fmtSeconds(rep.DurationSeconds))
+	for _, b := range rep.Backends {
+		fmt.Fprintf(w, "- %s: %s\n", b.Backend, b.Detail)
+	}
+	fmt.Fprintln(w)
+
+	// With wrk the server has its process to itself; in-process clients
+	// are counted with it.
+	cpuHead := "server µs"
+	if rep.Load != LoadWrk {
+		cpuHead = "server+clients µs"
+	}
+	rows := [][]string{{"backend", "strategy", "clients", "reserve/s", "p50", "p99", "errors", "oversold", "× lock", "× /healthz", "/healthz/s", cpuHead + "/reserve", cpuHead + "/healthz"}}
+	for _, r := range rep.Runs {
+		errs := strconv.FormatInt(r.Errors, 10)
+		if r.Errors > 0 {
+			errs += fmt.Sprintf(" (5xx: %d", r.Errors5xx)
+			if r.Failed > 0 {
+				errs += fmt.Sprintf(", no answer: %d", r.Failed)
+			}
+			errs += ")"
+		}
+		over := strconv.FormatInt(r.Oversold, 10)
+		if r.Invariant != "ok" {
+			over += " (invariant broken)"
+		}
+		vsLock := "–"
+		if r.VsLock != nil {
+			vsLock = fmt.Sprintf("%.1f×", *r.VsLock)
+		}
+		rows = append(rows, []string{
+			r.Backend, r.Strategy, strconv.Itoa(r.Clients),
+			fmt.Sprintf("%.0f", r.ReservePerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms),
+			errs, over, vsLock, fmt.Sprintf("%.2f×", r.VsHealthz), fmt.Sprintf("%.0f", r.HealthzPerSec),
+			fmt.Sprintf("%.0f", r.ReserveCPUMicros), fmt.Sprintf("%.0f", r.HealthzCPUMicros),
+		})
+	}
+	writeTable(w, rows, map[int]bool{2: true, 3: true, 4: true, 5: true, 8: true, 9: true, 10: true, 11: true, 12: true})
+
+	var notes []string
+	for _, r := range rep.Runs {
+		if r.LoadCPUMicros > 0 {
+			notes = append(notes, fmt.Sprintf("- %s %s, %d clients: the load generator spent %.0f µs of CPU per reserve, outside the server",
+				r.Backend, r.Strategy, r.Clients, r.LoadCPUMicros))
+		}
+		if b := r.Batches; b != nil && b.Count > 0 {
+			notes = append(notes, fmt.Sprintf("- %s batch, %d clients: %d transactions, %.1f reserves each, %s per transaction (commit included), %s queued before one started",
+				r.Backend, r.Clients, b.Count, b.MeanSize, fmtMs(b.MeanMs), fmtMs(b.MeanWaitMs)))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
+	if len(rep.Scaling) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range rep.Scaling {
+			fmt.Fprintf(w, "- %s %s: %d clients reserve %.2f× as fast as %d clients\n", s.Backend, s.Strategy, s.To, s.Ratio, s.From)
+		}
+	}
+	fmt.Fprintln(w)
+	if rep.OK {
+		fmt.Fprintln(w, "verified after each run: nothing oversold, capacity == available + held + purchased, held == acknowledged (give or take answers never read), no 5xx")
+		return
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, "FAIL:", p)
+	}
+}
+
+// writeTable prints rows as a markdown table with padded columns; the
+// columns in right are right-aligned.
+func writeTable(w io.Writer, rows [][]string, right map[int]bool) {
+	width := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, cell := range row {
+			width[i] = max(width[i], len([]rune(cell)))
+		}
+	}
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	line := func(row []string) {
+		bw.WriteString("|")
+		for i, cell := range row {
+			pad := strings.Repeat(" ", width[i]-len([]rune(cell)))
+			if right[i] {
+				bw.WriteString(" " + pad + cell + " |")
+			} else {
+				bw.WriteString(" " + cell + pad + " |")
+			}
+		}
+		bw.WriteString("\n")
+	}
+	line(rows[0])
+	bw.WriteString("|")
+	for i := range rows[0] {
+		dash := strings.Repeat("-", width[i])
+		if right[i] {
+			bw.WriteString(" " + dash[1:] + ": |")
+		} else {
+			bw.WriteString(" " + dash + " |")
+		}
+	}
+	bw.WriteString("\n")
+	for _, row := range rows[1:] {
+		line(row)
+	}
+}
+
+func fmtMs(ms float64) string {
+	switch {
+	case ms >= 100:
+		return fmt.Sprintf("%.0f ms", ms)
+	case ms >= 10:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+}
+
+func fmtSeconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).String()
+}
