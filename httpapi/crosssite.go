@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,6 +111,45 @@ func (s *Server) crossSite(r *http.Request) error {
 
 var errCrossSite = ticketrush.Errorf(ticketrush.ECrossSiteRequest,
 	"Cross-site requests are refused: this request came from a page on another site. An operator can allow a site with --allowed-origins.")
+
+// requireJSONBody refuses a state-changing request that carries a body
+// without Content-Type: application/json, whatever route it is for (a
+// handler that ignores its body included): such a body is what a hostile
+// page can make a browser send with no CORS preflight.
+func requireJSONBody(r *http.Request) error {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return nil
+	}
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		return nil // no body
+	}
+	if ct := r.Header.Values("Content-Type"); len(ct) == 1 && jsonMediaType(ct[0]) {
+		return nil
+	}
+	return errNotJSON
+}
+
+var errNotJSON = ticketrush.Errorf(ticketrush.EUnsupportedMedia, "The Content-Type must be application/json: send the header Content-Type: application/json with the body.")
+
+// jsonMediaType reports whether v is application/json, with at most a
+// charset parameter of utf-8.
+func jsonMediaType(v string) bool {
+	if v == "application/json" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, p := range params {
+		if k != "charset" || !strings.EqualFold(p, "utf-8") {
+			return false
+		}
+	}
+	return true
+}
 
 // preflight answers a CORS preflight (OPTIONS with
 // Access-Control-Request-Method) from an allowed origin and reports whether

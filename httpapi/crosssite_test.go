@@ -93,6 +93,42 @@ func TestCrossSiteRequests(t *testing.T) {
 	}
 }
 
+// TestBodyNeedsJSONType: every state-changing request with a body needs
+// Content-Type: application/json, also on a route that reads no body
+// (cancel), and changes nothing without it.
+func TestBodyNeedsJSONType(t *testing.T) {
+	srv, id := crossSiteServer(t)
+	res, err := srv.store.Reserve(t.Context(), ticketrush.ReserveRequest{EventID: id, Amount: 2, VisitorToken: tokenA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []string{"<absent>", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		r := httptest.NewRequestWithContext(t.Context(), "DELETE", "http://ticketrush.test/api/reservations/"+itoa(res.ID), strings.NewReader("x=1"))
+		r.Header.Set("Visitor-Token", tokenA)
+		if ct != "<absent>" {
+			r.Header.Set("Content-Type", ct)
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		checkResponse(t, r, w.Code, w.Header(), w.Body.Bytes())
+		if w.Code != http.StatusUnsupportedMediaType || !strings.Contains(w.Body.String(), `"code":"unsupported_media_type"`) {
+			t.Fatalf("DELETE with a %s body: %d %s, want 415", ct, w.Code, w.Body)
+		}
+	}
+	got, err := srv.store.Reservation(t.Context(), res.ID, tokenA)
+	if err != nil || got.Status != ticketrush.StatusReserved {
+		t.Fatalf("after refused cancels: %+v, %v; want it still reserved", got, err)
+	}
+	// Without a body a cancel needs no type.
+	r := httptest.NewRequestWithContext(t.Context(), "DELETE", "http://ticketrush.test/api/reservations/"+itoa(res.ID), nil)
+	r.Header.Set("Visitor-Token", tokenA)
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("cancel without a body: %d %s", w.Code, w.Body)
+	}
+}
+
 // An allowed origin gets what its browser needs to call the API: a
 // preflight answer and CORS headers. Others get neither.
 func TestAllowedOriginCORS(t *testing.T) {

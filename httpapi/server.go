@@ -233,6 +233,10 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := requireJSONBody(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if limited && !(adminRoute && s.authorized(r)) {
 			if wait := s.limiter.Allow(r); wait > 0 {
 				w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(wait.Seconds()))), 10))

@@ -2270,6 +2270,8 @@ type CancelReservationResponse struct {
 	JSON409 *CancelConflict
 	// JSON410 the response for an HTTP 410 `application/json` response
 	JSON410 *Expired
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *ValidationFailed
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -2312,6 +2314,11 @@ func (r CancelReservationResponse) GetJSON409() *CancelConflict {
 // GetJSON410 returns the response for an HTTP 410 `application/json` response
 func (r CancelReservationResponse) GetJSON410() *Expired {
 	return r.JSON410
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CancelReservationResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -3649,6 +3656,13 @@ func ParseCancelReservationResponse(rsp *http.Response) (*CancelReservationRespo
 			return nil, err
 		}
 		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ValidationFailed
