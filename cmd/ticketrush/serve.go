@@ -52,6 +52,9 @@ type serveConfig struct {
 	// means info. requestLogMax caps its lines per second (0: no cap).
 	requestLog    string
 	requestLogMax float64
+	// requestLogger, when set, writes the request log (serve gives it an
+	// asynchronous writer); else the request log goes to the main log.
+	requestLogger *slog.Logger
 	// ready, when set, is told the listening address once the server
 	// accepts connections.
 	ready func(addr string)
@@ -134,6 +137,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	// Request lines go out from a goroutine of their own, so that a
+	// request never waits for the log's file or pipe.
+	reqOut := httpapi.NewAsyncWriter(logOut)
+	defer reqOut.Close()
+	c.requestLogger = slog.New(slog.NewTextHandler(reqOut, &slog.HandlerOptions{Level: level}))
 	if c.strategy != "batch" && c.strategy != "lock" {
 		return fmt.Errorf("--strategy %q: want batch or lock", c.strategy)
 	}
@@ -234,6 +242,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	if err != nil {
 		return err
 	}
+	reqLog.Logger = c.requestLogger
 	var limiter httpapi.Limiter
 	if c.rateLimit > 0 {
 		shared, closeShared, err := sharedLimitStore(ctx, s, backend, c.db, log)
