@@ -189,18 +189,18 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err := envErrs.err(); err != nil {
 		return err
 	}
-	s, _, err := openStore(ctx, *db, nil)
+	s, backend, err := openStore(ctx, *db, nil)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if err := s.Migrate(ctx); err != nil {
-		return err
+		return operatorError("migrate the "+backend+" database", *db, err)
 	}
 	e, err := seedDemo(ctx, s, *hold)
 	switch {
 	case err != nil:
-		return err
+		return operatorError("seed the demo event into the "+backend+" database", *db, err)
 	case e == nil:
 		fmt.Fprintln(stdout, "database already has events; nothing seeded")
 	default:
