@@ -121,6 +121,9 @@ type Limiter struct {
 	sharedErrors  prometheus.Counter
 	log           *slog.Logger
 	errLog        *rate.Limiter
+	// proxyHint warns once that requests come through a proxy nobody
+	// declared, which makes every client behind it one client.
+	proxyHint sync.Once
 }
 
 // New returns a Limiter for c.
@@ -201,6 +204,11 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 func (l *Limiter) Allow(r *http.Request) time.Duration {
 	if !l.Enabled() || (l.exempt != nil && l.exempt(r)) {
 		return 0
+	}
+	if len(l.trusted) == 0 && r.Header.Get("X-Forwarded-For") != "" {
+		l.proxyHint.Do(func() {
+			l.log.Warn("rate limit: requests carry X-Forwarded-For but no proxy is trusted, so every client behind a proxy shares its address's budget; name the proxies with --trusted-proxies (or TICKETRUSH_TRUSTED_PROXIES)")
+		})
 	}
 	var wait time.Duration
 	var by string

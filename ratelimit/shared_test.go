@@ -1,8 +1,10 @@
 package ratelimit_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -158,4 +160,19 @@ type failing struct{}
 func (failing) Take(ctx context.Context, _ []string, _ float64, _ int) (time.Duration, int, error) {
 	<-ctx.Done()
 	return 0, 0, ctx.Err()
+}
+
+// An undeclared proxy makes every client behind it one client: the limiter
+// says so once, naming the flag.
+func TestUndeclaredProxyWarnsOnce(t *testing.T) {
+	var buf bytes.Buffer
+	l := ratelimit.New(ratelimit.Config{PerSecond: 100, Burst: 100, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	for range 3 {
+		r := httptest.NewRequest("GET", "/api/events", nil)
+		r.Header.Set("X-Forwarded-For", "203.0.113.9")
+		l.Allow(r)
+	}
+	if n := strings.Count(buf.String(), "--trusted-proxies"); n != 1 {
+		t.Fatalf("%d warnings naming --trusted-proxies, want 1:\n%s", n, buf.String())
+	}
 }
