@@ -82,6 +82,7 @@
   function explain(err) {
     switch (err.code) {
       case 'unauthorized': return 'That admin token was refused. Check it and sign in again.';
+      case 'admin_disabled': return ADMIN_DISABLED;
       case 'validation_failed': return 'Please correct the marked fields.';
       case 'network': return 'Could not reach the server. Retrying…';
       case 'unavailable':
@@ -92,6 +93,41 @@
       case 'body_too_large': return 'The server did not understand the form. Reload the page and try again.';
       default: return err.message || 'Something went wrong. Please try again.';
     }
+  }
+
+  const ADMIN_DISABLED = 'Admin is switched off on this server: it was started without an admin token. ' +
+    'Restart it with --admin-token (or the TICKETRUSH_ADMIN_TOKEN environment variable) to use the dashboard.';
+
+  // adminDisabled shows that no token can work here, instead of a sign-in
+  // form that would only ever say "refused".
+  function adminDisabled() {
+    state.generation++;
+    clearTimeout(state.pollTimer);
+    clearInterval(state.listTimer);
+    state.token = null;
+    session.del();
+    $('dash').hidden = true;
+    $('signout').hidden = true;
+    $('login').hidden = false;
+    $('token').disabled = true;
+    $('login-btn').disabled = true;
+    $('login').dataset.state = 'disabled';
+    showError(ADMIN_DISABLED);
+  }
+
+  // probeAdmin asks an admin route without a token: a server with admin
+  // switched off says so (403 admin_disabled) before it looks at a token.
+  async function probeAdmin() {
+    try {
+      const res = await fetch('/api/admin/events/1/stats', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (res.status !== 403) return true;
+      const doc = await res.json();
+      if (doc && doc.error && doc.error.code === 'admin_disabled') {
+        adminDisabled();
+        return false;
+      }
+    } catch { /* unreachable: the sign-in or the poll will say so */ }
+    return true;
   }
 
   function showError(text) { $('notice').textContent = ''; $('error').textContent = text; }
@@ -129,10 +165,11 @@
       $('name').focus();
     } catch (err) {
       state.token = null;
+      if (err.code === 'admin_disabled') { adminDisabled(); return; }
       showError(explain(err));
       input.focus();
     } finally {
-      $('login-btn').disabled = false;
+      if ($('login').dataset.state !== 'disabled') $('login-btn').disabled = false;
     }
   }
 
@@ -254,6 +291,8 @@
         failed++;
         if (err.code === 'unauthorized' && gen === state.generation) {
           signOut('The admin token was refused. Sign in again.');
+        } else if (err.code === 'admin_disabled' && gen === state.generation) {
+          adminDisabled();
         }
       }
     }));
@@ -437,11 +476,12 @@
 
   // ---- start --------------------------------------------------------------
 
-  function start() {
+  async function start() {
     $('login').addEventListener('submit', login);
     $('create').addEventListener('submit', create);
     $('signout').addEventListener('click', () => signOut());
     state.token = session.get();
+    if (!(await probeAdmin())) return;
     if (!state.token) {
       $('login').hidden = false;
       return;

@@ -680,22 +680,22 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // visitorToken returns this browser's visitor token, creating and storing
+  // one (a random UUID, as the server would) when there is none yet. It
+  // exists before the first reserve or join, so a retry after a lost answer
+  // is the same visitor: the same hold, or the same place in the queue.
+  function visitorToken() {
+    let t = storage.get(KEY_VISITOR);
+    if (!t) {
+      t = newKey();
+      storage.set(KEY_VISITOR, t);
+    }
+    return t;
+  }
+
   // Codes after which nothing is known to have happened, or which say
   // plainly that nothing did: a retry of the same choice may reuse the key.
   const uncertain = new Set(['network', 'unavailable', 'overloaded', 'internal', 'rate_limited', 'outcome_unknown']);
-
-  // ensureVisitor returns this browser's visitor token, creating and storing
-  // one first when there is none. The token exists before the first reserve
-  // or join, so a retry after a lost answer is the same visitor and, with
-  // the same Idempotency-Key, the same hold or the same place in the queue.
-  function ensureVisitor() {
-    let v = storage.get(KEY_VISITOR);
-    if (!v || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) {
-      v = newKey();
-      storage.set(KEY_VISITOR, v);
-    }
-    return v.toLowerCase();
-  }
 
   // The form's button joins the queue of an event with a waiting room until
   // the visitor's turn comes, and reserves otherwise.
@@ -721,7 +721,9 @@
     }
     clearMessages();
     setBusy('reserve');
-    const visitor = ensureVisitor();
+    // The token exists before the first reserve, so a retry after a lost
+    // answer is the same visitor with the same key: it holds once.
+    const visitor = visitorToken();
     const headers = { 'Idempotency-Key': p.key };
     if (pass) headers['Admission-Pass'] = pass;
     try {
@@ -742,7 +744,7 @@
       $('hold-title').focus();
     } catch (err) {
       if (!uncertain.has(err.code)) state.pendingReserve = null;
-      if (err.code === 'invalid_visitor_token' || err.code === 'visitor_token_required') storage.del(KEY_VISITOR);
+      if (err.code === 'invalid_visitor_token') { storage.del(KEY_VISITOR); state.pendingReserve = null; }
       if (err.code === 'event_not_found' || err.code === 'sale_closed') loadEvents();
       if (err.code === 'admission_required' || err.code === 'admission_invalid' || err.code === 'admission_expired') {
         // The room, or this visitor's turn, is not what the page thought:
@@ -905,7 +907,7 @@
     q.usedTurn = null;
     const gen = ++q.gen;
     clearMessages();
-    const visitor = ensureVisitor();
+    const visitor = visitorToken();
     saveQueues();
     let body;
     let challenged = e.waiting_room.challenge_bits > 0;
