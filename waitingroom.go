@@ -282,8 +282,10 @@ type Queues interface {
 // sliding window and the active cap leave, smoothed so that a room admitting
 // 600 a minute lets in about 10 a second rather than 600 at once.
 // admittedLastMinute counts admissions stamped after now-60s, active those
-// counted by MaxActive, sinceLast the time since the previous admission
-// (a minute or more when there was none).
+// counted by MaxActive, sinceLast the time since the latest admission
+// stamp (time.Second when there is none). Several steps at one instant
+// admit one each until the window is full, so the window stays exact
+// however many nodes advance at once.
 func Admissions(w *WaitingRoom, admittedLastMinute, active int64, sinceLast time.Duration) int64 {
 	if w == nil || w.Paused {
 		return 0

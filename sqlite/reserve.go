@@ -52,6 +52,23 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 		}
 	}
 
+	// The waiting room: the visitor's pass must be for its current,
+	// unused, unexpired admission. Nothing is written yet, so a refusal
+	// rolls back for free.
+	var en *entry
+	if e.WaitingRoom != nil {
+		en, err = scanEntry(tx.StmtContext(ctx, st.entry).QueryRowContext(ctx, e.ID, r.VisitorToken), e.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			en, err = nil, nil
+		}
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+		if err := admissionCheck(e, en, now, r); err != nil {
+			return nil, err
+		}
+	}
+
 	stock := e.TicketQuantity
 	released := false
 	if stock < r.Amount {
@@ -106,8 +123,14 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	if res.ID, err = result.LastInsertId(); err != nil {
 		return nil, dbError(ctx, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if en != nil {
+		// The pass is used by this hold.
+		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), [][2]int64{{en.id, res.ID}}); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -196,6 +219,23 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		}
 	}
 
+	// The batch's visitors' queue entries, when the event has a waiting
+	// room.
+	var entries map[string]*entry
+	if e.WaitingRoom != nil && onSale && !e.SaleClosed {
+		var visitors []string
+		seen := map[string]bool{}
+		for i, r := range todo {
+			if results[i].Err == nil && !seen[r.VisitorToken] {
+				seen[r.VisitorToken] = true
+				visitors = append(visitors, r.VisitorToken)
+			}
+		}
+		if entries, err = loadEntries(ctx, tx.StmtContext(ctx, st.entries), e.ID, visitors); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+
 	held := map[string]int64{}
 	if onSale && e.MaxPerVisitor > 0 {
 		if err := loadHeld(ctx, tx.StmtContext(ctx, st.visitorHeldMany), e.ID, nowText, todo, results, held); err != nil {
@@ -209,6 +249,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	expiresAt := ticketrush.HoldUntil(now, e)
 	made := map[visitorKey]*ticketrush.Reservation{}
 	var rows [][4]any
+	var uses [][2]int64
 	var nextID int64
 	for i, r := range todo {
 		if results[i].Err != nil {
@@ -229,6 +270,11 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 				}
 				continue
 			}
+		}
+		en := entries[r.VisitorToken]
+		if err := admissionCheck(e, en, now, r); err != nil {
+			results[i].Err = err
+			continue
 		}
 		if err := ticketrush.Decide(e, now, r, stock, held[r.VisitorToken]); err != nil {
 			results[i].Err = err
@@ -262,6 +308,12 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		}
 		results[i].Reservation = res
 		rows = append(rows, [4]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey)})
+		if e.WaitingRoom != nil && en != nil {
+			// Used: a second request of the batch with the same pass
+			// is refused.
+			en.q.ReservationID = res.ID
+			uses = append(uses, [2]int64{en.id, res.ID})
+		}
 	}
 
 	if len(rows) == 0 && !stockChanged {
@@ -282,8 +334,13 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if len(uses) > 0 {
+		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), uses); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return results, nil
 }

@@ -167,6 +167,11 @@ func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
+// commit commits tx and turns a failure into what the contract promises.
+func (s *Store) commit(ctx context.Context, tx *sql.Tx) error {
+	return dbError(ctx, tx.Commit())
+}
+
 // retryBusy calls f until it does not fail with SQLITE_BUSY, waiting about
 // lockRetry between calls, for at most lockWait or until ctx ends.
 func retryBusy(ctx context.Context, f func() error) error {

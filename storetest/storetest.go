@@ -123,6 +123,8 @@ var strategyGroups = []group{
 	{"ReleaseExpired", testReleaseExpired},
 	{"Race", testRace},
 	{"Mixed", testMixed},
+	{"Settings", testSettings},
+	{"Queue", testQueue},
 }
 
 // group is a set of cases; a group decides which of its cases share a
