@@ -400,7 +400,9 @@ func TestAdminCloseAndHide(t *testing.T) {
 	admin := b.visitor("organiser")
 	admin.do("open", chromedp.Navigate(s.URL+"/admin"))
 	admin.do("sign in", chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.KeyEvent("\r"))
-	sel := func(action string) string { return fmt.Sprintf(`#dash-event-%d button[data-action="%s"]`, e.ID, action) }
+	sel := func(action string) string {
+		return fmt.Sprintf(`#dash-event-%d button[data-action="%s"]`, e.ID, action)
+	}
 	admin.until("the event's buttons", visible(sel("close"))+` && `+visible(sel("hide")), uiWithin)
 
 	buyer := b.visitor("buyer")
