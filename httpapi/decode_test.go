@@ -25,7 +25,11 @@ func TestDecodeReserve(t *testing.T) {
 		{"OK", `{"event_id":1,"amount":1}`, 1, 1, "", nil},
 		{"OKMaxima", `{"event_id":9223372036854775807,"amount":10000}`, 9223372036854775807, 10000, "", nil},
 		{"OKWhitespace", " \t\r\n{ \"amount\" : 2 , \"event_id\" : 3 }\n", 3, 2, "", nil},
-		{"OKUnknownFields", `{"event_id":1,"amount":1,"x":[1,{"y":null}],"z":"é"}`, 1, 1, "", nil},
+		// Unknown members are refused, each named, with any bad known one.
+		{"UnknownFields", `{"event_id":1,"amount":1,"x":[1,{"y":null}],"z":"é"}`, 0, 0, ticketrush.EValidation, []string{"x", "z"}},
+		{"UnknownAndBad", `{"event_id":1,"amount":0,"qty":3}`, 0, 0, ticketrush.EValidation, []string{"amount", "qty"}},
+		{"UnknownNull", `{"event_id":1,"amount":1,"x":null}`, 0, 0, ticketrush.EValidation, []string{"x"}},
+		{"UnknownCase", `{"event_id":1,"amount":1,"Amount":1}`, 0, 0, ticketrush.EValidation, []string{"Amount"}},
 		{"OKEscapedKey", `{"event_\u0069d":4,"amount":1}`, 4, 1, "", nil},
 		{"Empty", ``, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"Spaces", `   `, 0, 0, ticketrush.EInvalidJSON, nil},
@@ -39,9 +43,11 @@ func TestDecodeReserve(t *testing.T) {
 		{"Duplicate", `{"event_id":1,"amount":1,"event_id":2}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"DuplicateUnknown", `{"event_id":1,"amount":1,"x":1,"x":2}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"DuplicateNested", `{"event_id":1,"amount":1,"x":[[{"a":1,"b":{"a":1},"a":2}]]}`, 0, 0, ticketrush.EInvalidJSON, nil},
-		{"SameKeyInSiblings", `{"event_id":1,"amount":1,"x":[{"a":1},{"a":2}]}`, 1, 1, "", nil},
+		// Not a duplicate: the body is valid JSON, refused only for x.
+		{"SameKeyInSiblings", `{"event_id":1,"amount":1,"x":[{"a":1},{"a":2}]}`, 0, 0, ticketrush.EValidation, []string{"x"}},
 		{"DepthLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`, 0, 0, ticketrush.EInvalidJSON, nil},
-		{"DepthJustBelowLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`, 1, 1, "", nil},
+		{"DepthJustBelowLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`, 0, 0, ticketrush.EValidation, []string{"x"}},
+		{"LoneSurrogate", `{"event_id":1,"amount":1,"x":"\ud800"}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"InvalidUTF8", "{\"event_id\":1,\"amount\":1,\"x\":\"\xff\"}", 0, 0, ticketrush.EInvalidJSON, nil},
 		{"Missing", `{}`, 0, 0, ticketrush.EValidation, []string{"amount", "event_id"}},
 		{"AmountString", `{"event_id":1,"amount":"1"}`, 0, 0, ticketrush.EValidation, []string{"amount"}},
@@ -100,7 +106,7 @@ func TestDecodePurchase(t *testing.T) {
 		code string
 	}{
 		{"OK", `{"reservation_id":7}`, 7, ""},
-		{"OKExtra", `{"reservation_id":7,"event_id":"x"}`, 7, ""},
+		{"Extra", `{"reservation_id":7,"event_id":"x"}`, 0, ticketrush.EValidation},
 		{"Missing", `{"id":7}`, 0, ticketrush.EValidation},
 		{"Zero", `{"reservation_id":0}`, 0, ticketrush.EValidation},
 		{"String", `{"reservation_id":"7"}`, 0, ticketrush.EValidation},

@@ -95,9 +95,19 @@ const (
 
 	sqlSetStatus = `UPDATE reservations SET status = ?, updated_at = ? WHERE id = ?`
 
-	// sqlReleaseEvent releases one event's expired holds; ?2 is now.
+	// sqlReleaseEvent releases the fewest of one event's oldest expired
+	// holds that free ?3 tickets, looking at no more than ?4 of them: the
+	// inner query takes the next ?4 in expiry order, the running total
+	// keeps those needed. ?2 is now.
 	sqlReleaseEvent = `UPDATE reservations SET status = 'expired', updated_at = ?2
-		WHERE event_id = ?1 AND status = 'reserved' AND expires_at <= ?2
+		WHERE id IN (
+			SELECT id FROM (
+				SELECT id, SUM(amount) OVER (ORDER BY expires_at, id
+					ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - amount AS before
+				FROM (SELECT id, amount, expires_at FROM reservations
+					WHERE event_id = ?1 AND status = 'reserved' AND expires_at <= ?2
+					ORDER BY expires_at, id LIMIT ?4))
+			WHERE before < ?3)
 		RETURNING amount`
 
 	// sqlAnyExpired lets the sweep skip the write lock when there is
@@ -126,10 +136,11 @@ const (
 		WHERE q.event_id = ?1 AND q.visitor = ?2
 		ORDER BY q.attempt DESC LIMIT 1`
 
-	// sqlEntries takes a JSON array of visitors.
+	// sqlEntries takes a JSON array of visitors. CROSS JOIN keeps SQLite
+	// from scanning the event's whole queue for each of them.
 	sqlEntries = `SELECT ` + entryColumns + `
 		FROM json_each(?2) AS j
-		JOIN queue_entries AS q ON q.event_id = ?1 AND q.visitor = j.value
+		CROSS JOIN queue_entries AS q ON q.event_id = ?1 AND q.visitor = j.value
 			AND q.attempt = (SELECT MAX(attempt) FROM queue_entries
 				WHERE event_id = ?1 AND visitor = j.value)
 		LEFT JOIN reservations AS r ON r.id = q.reservation_id`

@@ -72,7 +72,7 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	stock := e.TicketQuantity
 	released := false
 	if stock < r.Amount {
-		n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+		n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, r.Amount-stock)
 		if err != nil {
 			return nil, dbError(ctx, err)
 		}
@@ -210,7 +210,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			}
 		}
 		if demand > stock {
-			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, demand-stock)
 			if err != nil {
 				return nil, dbError(ctx, err)
 			}
@@ -372,24 +372,49 @@ func limited(e *ticketrush.Event) int {
 	return 0
 }
 
-// releaseEvent releases one event's expired holds inside the caller's write
-// transaction and returns how many tickets they held. The caller adds them
-// to the stock it writes back.
-func releaseEvent(ctx context.Context, stmt *sql.Stmt, eventID int64, now string) (int64, error) {
-	rows, err := stmt.QueryContext(ctx, eventID, now)
+// releaseEvent releases the event's oldest expired holds inside the
+// caller's write transaction until they free need tickets or none is left,
+// and returns how many tickets they held. Each statement looks at no more
+// than releaseChunk holds, and no more holds are released than needed: the
+// sweep releases the rest outside the hot transaction. The caller adds the
+// tickets to the stock it writes back.
+func releaseEvent(ctx context.Context, stmt *sql.Stmt, eventID int64, now string, need int64) (int64, error) {
+	var total int64
+	for total < need {
+		n, freed, err := releaseChunkOf(ctx, stmt, eventID, now, need-total)
+		if err != nil {
+			return 0, err
+		}
+		total += freed
+		if n < releaseChunk {
+			// Enough, or no expired hold left.
+			break
+		}
+	}
+	return total, nil
+}
+
+// releaseChunkOf runs one statement of releaseEvent and returns how many
+// holds it released and how many tickets they held.
+func releaseChunkOf(ctx context.Context, stmt *sql.Stmt, eventID int64, now string, need int64) (int, int64, error) {
+	rows, err := stmt.QueryContext(ctx, eventID, now, need, releaseChunk)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer rows.Close()
-	var total int64
+	var (
+		n     int
+		total int64
+	)
 	for rows.Next() {
 		var amount int64
 		if err := rows.Scan(&amount); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
+		n++
 		total += amount
 	}
-	return total, rows.Err()
+	return n, total, rows.Err()
 }
 
 // loadIdempotent adds to prior the reservations stored under keys.
@@ -444,3 +469,7 @@ func loadHeld(ctx context.Context, stmt *sql.Stmt, eventID int64, now string,
 	}
 	return rows.Err()
 }
+
+// releaseChunk bounds the expired holds one statement of the reserve path
+// releases.
+const releaseChunk = 100

@@ -42,6 +42,15 @@ type serveConfig struct {
 	rateLimit      float64
 	rateBurst      int
 	trustedProxies []netip.Prefix
+	// passKeys sign admission passes and join challenges ("kid:secret,…";
+	// the first signs, all verify); "" derives one (see passKeysFor).
+	passKeys string
+	// joinRate and joinBurst are the join quota per client IP and visitor;
+	// joinRate 0 is off.
+	joinRate  float64
+	joinBurst int
+	// queueInterval is how often this node advances every waiting room.
+	queueInterval time.Duration
 	// ready, when set, is told the listening address once the server
 	// accepts connections.
 	ready func(addr string)
@@ -68,6 +77,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat(getenv, "TICKETRUSH_RATE_LIMIT", 0), "requests per second allowed to each visitor token and to each client IP, answering 429 beyond; 0 turns the limit off (env TICKETRUSH_RATE_LIMIT)")
 	fs.IntVar(&c.rateBurst, "rate-burst", envInt(getenv, "TICKETRUSH_RATE_BURST", 0), "requests a visitor or an IP may send at once after a pause; 0 means --rate-limit rounded up (env TICKETRUSH_RATE_BURST)")
 	proxies := fs.String("trusted-proxies", getenv("TICKETRUSH_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the rate limit believes, e.g. 10.0.0.0/8; empty: the header is ignored (env TICKETRUSH_TRUSTED_PROXIES)")
+	fs.StringVar(&c.passKeys, "pass-keys", getenv("TICKETRUSH_PASS_KEYS"), "keys signing admission passes and join challenges, \"kid:secret,kid2:secret2\" (secrets of 16+ characters): the first signs, all verify, so a key rotates by adding it second, moving it first, then dropping the old one; every node needs the same keys. Unset: derived from --admin-token, or random to this process when that is unset too (env TICKETRUSH_PASS_KEYS)")
+	fs.Float64Var(&c.joinRate, "join-rate", envFloat(getenv, "TICKETRUSH_JOIN_RATE", 1), "queue joins per second allowed to each client IP (IPv6 per /64) and visitor token, 429 beyond; 0 turns the quota off (env TICKETRUSH_JOIN_RATE)")
+	fs.IntVar(&c.joinBurst, "join-burst", envInt(getenv, "TICKETRUSH_JOIN_BURST", 20), "queue joins a client IP may send at once after a pause (env TICKETRUSH_JOIN_BURST)")
+	fs.DurationVar(&c.queueInterval, "queue-interval", envDuration(getenv, "TICKETRUSH_QUEUE_INTERVAL", defaultQueueInterval), "how often this node advances every waiting room (shuffle, expiry, admission), e.g. 250ms (env TICKETRUSH_QUEUE_INTERVAL)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,6 +112,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	}
 	if c.rateLimit < 0 || c.rateBurst < 0 {
 		return fmt.Errorf("--rate-limit %g, --rate-burst %d: must not be negative", c.rateLimit, c.rateBurst)
+	}
+	if err := c.checkWaitingRoom(); err != nil {
+		return err
 	}
 
 	s, backend, err := openStore(ctx, c.db, nil)
@@ -141,6 +157,10 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		batcher = batch.New(s, batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout, Metrics: batch.NewMetrics(reg)})
 		reserver = batcher
 	}
+	passKeys, err := passKeysFor(c, log)
+	if err != nil {
+		return err
+	}
 	pages := web.New(web.Config{Store: s, Logger: log})
 	api := httpapi.New(httpapi.Config{
 		Store:       s,
@@ -152,6 +172,12 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		Registry:    reg,
 		Web:         pages.Handler(),
 		WebRoutes:   web.Routes,
+		WaitingRoom: httpapi.WaitingRoomConfig{
+			PassKeys:       passKeys,
+			JoinsPerSecond: c.joinRate,
+			JoinBurst:      c.joinBurst,
+			TrustedProxies: c.trustedProxies,
+		},
 	})
 	if c.adminToken == "" {
 		log.Warn("no admin token set: admin routes refuse every request (set --admin-token or TICKETRUSH_ADMIN_TOKEN)")
@@ -198,6 +224,12 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		ticketrush.Sweep(sweepCtx, s, c.sweepInterval, log, api.HoldsReleased)
 	}()
 
+	queued := make(chan struct{})
+	go func() {
+		defer close(queued)
+		keepQueues(sweepCtx, s, c.queueInterval, log, api.QueueAdvanced)
+	}()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "backend", backend, "strategy", c.strategy)
@@ -209,18 +241,21 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	case err := <-errc:
 		stopSweep()
 		<-swept
+		<-queued
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := srv.Shutdown(shutCtx)
+	err = srv.Shutdown(shutCtx)
 	if batcher != nil {
 		batcher.Close()
 	}
+	api.Close()
 	stopSweep()
 	<-swept
+	<-queued
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
