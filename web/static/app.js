@@ -909,12 +909,15 @@
     clearMessages();
     const visitor = visitorToken();
     saveQueues();
-    let body;
+    // Always a JSON body, {} when the room asks no challenge: the server
+    // takes a join only with a JSON type, which a page of another site
+    // cannot send without the browser asking this server first.
+    let body = {};
     let challenged = e.waiting_room.challenge_bits > 0;
     for (let attempt = 1; ; attempt++) {
       if (gen !== q.gen) return;
       try {
-        if (challenged && !body) {
+        if (challenged && !body.nonce) {
           q.phase = 'challenge';
           renderQueueAll();
           const { data: ch } = await api('GET', `/api/events/${e.id}/queue/challenge`, { visitor });
@@ -940,7 +943,7 @@
         if (attempt < JOIN_TRIES && (err.code === 'challenge_failed' || err.code === 'challenge_expired')) {
           // A challenge works once and expires: a fresh one, a fresh try.
           challenged = true;
-          body = undefined;
+          body = {};
           continue;
         }
         if (attempt < JOIN_TRIES && uncertain.has(err.code)) {
@@ -1403,6 +1406,16 @@
     $('purchase').addEventListener('click', purchase);
     $('cancel').addEventListener('click', cancel);
     $('again').addEventListener('click', again);
+    $('amount').addEventListener('change', () => {
+      // A visitor in a queue may change their mind while waiting: the turn
+      // reserves what the form says then.
+      const q = state.queues.get(state.selected);
+      if (q && q.entry && q.phase === 'in') {
+        q.amount = Number($('amount').value) || q.amount;
+        saveQueues();
+        renderQueue();
+      }
+    });
     loadQueues();
     await restoreHold();
     await loadEvents();
