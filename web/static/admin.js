@@ -589,7 +589,11 @@
     for (const frac of [0, 0.5, 1]) {
       const v = ymax * frac;
       nodes.push(svg('line', { class: 'grid-line', x1: g.L, x2: g.W - g.R, y1: f(g.y(v)), y2: f(g.y(v)) }));
-      nodes.push(svg('text', { class: 'axis-label', x: g.L - 8, y: f(g.y(v) + 4), 'text-anchor': 'end' }, nf.format(Math.round(v))));
+      // Counts are whole: a half-way line between 0 and 5 gets no label
+      // rather than a rounded one.
+      if (Number.isInteger(v)) {
+        nodes.push(svg('text', { class: 'axis-label', x: g.L - 8, y: f(g.y(v) + 4), 'text-anchor': 'end' }, nf.format(v)));
+      }
     }
     nodes.push(svg('text', { class: 'axis-label', x: g.L, y: g.H - 6 }, ago(span)));
     nodes.push(svg('text', { class: 'axis-label', x: g.W - g.R, y: g.H - 6, 'text-anchor': 'end' }, 'now'));

@@ -1185,9 +1185,10 @@
     const secs = (Date.now() - s.started) / 1000;
     const rate = secs > 0.5 ? s.hashes / secs : 0;
     const left = rate > 0 && !s.done ? Math.max(1, Math.ceil(Math.max(0, s.expected - s.hashes) / rate)) : 0;
-    $('queue-progress-text').textContent = s.done
-      ? 'Done — joining the queue…'
-      : `${pct}% · usually takes ${left > 0 ? 'about ' + fmtWait(left).replace('about ', '').replace('under a minute', left + ' s') + ' more' : 'a few seconds'}`;
+    let togo = 'a few seconds to go';
+    if (left >= 90) togo = `about ${Math.round(left / 60)} min to go`;
+    else if (left > 0) togo = `about ${left} s to go`;
+    $('queue-progress-text').textContent = s.done ? 'Done — joining the queue…' : `${pct}% · ${togo}`;
   }
 
   function renderQueue() {
