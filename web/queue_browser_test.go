@@ -324,6 +324,34 @@ func TestBuyerWaitingRoom(t *testing.T) {
 	}
 }
 
+// TestBuyerPrequeue joins before the sale opens: the page says places are
+// drawn at random at the start, shows no place until then, and reserves
+// by itself once the shuffle has let the buyer in.
+func TestBuyerPrequeue(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverOptions{keepQueues: 100 * time.Millisecond})
+	b := newBrowser(t) // first: starting chromium may take seconds
+	// Far enough for the page to join and show the pre-queue on a loaded
+	// machine, near enough for a quick test.
+	start := time.Now().Add(8 * time.Second).Truncate(time.Second)
+	e := s.createEvent(t, map[string]any{"name": "Ön Sıra", "ticket_quantity": 10, "sale_starts_at": start.UTC().Format(time.RFC3339),
+		"waiting_room": map[string]any{"admit_per_minute": 600, "prequeue_opens_at": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}})
+	p := b.visitor("buyer")
+	p.do("open", chromedp.Navigate(s.URL+"/"))
+	p.until("the pre-queue is explained", `document.querySelector('#queue-text').textContent.includes('drawn at random') && document.querySelector('#reserve').textContent === 'Join the queue' && !document.querySelector('#reserve').disabled`, uiWithin)
+	p.do("join", chromedp.Click(chromedp.ID("reserve")))
+	p.until("in the pre-queue, with no place yet", `document.querySelector('#queue-state').textContent === 'In the pre-queue' && !`+visible("#queue-place"), uiWithin)
+	t.Logf("in the pre-queue %v before the sale", time.Until(start))
+	p.shot("prequeue")
+	p.until("the turn comes after the shuffle and the page reserves", visible("#hold")+` && document.querySelector('#hold-amount').textContent === '1 ticket'`, time.Until(start)+20*time.Second)
+	var q queueEntry
+	token := must(p.eval(`localStorage.getItem('ticketrush.visitor')`))
+	s.call(t, http.MethodGet, fmt.Sprintf("/api/events/%d/queue", e.ID), map[string]string{"Visitor-Token": token}, nil, http.StatusOK, &q)
+	if q.State != "admitted" || q.Position == nil || *q.Position != 1 {
+		t.Fatalf("entry after the sale start: %+v", q)
+	}
+}
+
 // TestBuyerWaitingRoomProgress shows the progress bar of a slower
 // challenge long enough to see it, on a phone-sized screen.
 func TestBuyerWaitingRoomProgress(t *testing.T) {
