@@ -1242,9 +1242,11 @@
       kind = 'badge-soldout';
       words = 'Your turn ended before tickets were bought (it ran out, or the hold ended). Join the queue again to get a new place at the back.';
     } else if (d && d.state === 'sold_out') {
-      label = 'Sold out';
+      label = e.sale_closed ? 'Sale closed' : 'Sold out';
       kind = 'badge-soldout';
-      words = 'Every ticket has been sold, and no held tickets are left to come back.';
+      words = e.sale_closed
+        ? 'The organiser has closed the sale for this event, so the queue no longer lets anyone in.'
+        : 'Every ticket has been sold, and no held tickets are left to come back.';
     } else {
       label = '';
       const opens = queueOpensAt(e);
