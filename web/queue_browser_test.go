@@ -572,3 +572,29 @@ func must(s string, err error) string {
 	}
 	return s
 }
+
+// TestAdminCreatesWaitingRoom creates an event with a waiting room from the
+// dashboard's form; a bad rate is named on its field.
+func TestAdminCreatesWaitingRoom(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverOptions{})
+	b := newBrowser(t)
+	p := b.visitor("organiser")
+	p.do("open", chromedp.Navigate(s.URL+"/admin"))
+	p.do("sign in", chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.KeyEvent("\r"))
+	p.until("the form", visible("#create"), uiWithin)
+	p.do("fill in",
+		chromedp.SendKeys(chromedp.ID("name"), "Sıralı Gece"),
+		chromedp.SendKeys(chromedp.ID("ticket_quantity"), "300"),
+		chromedp.Click(chromedp.ID("wr_on")))
+	p.until("the room's fields", visible("#wr_admit_per_minute"), uiWithin)
+	p.do("a rate too high", chromedp.SetValue(chromedp.ID("wr_admit_per_minute"), "2000000"), chromedp.SetValue(chromedp.ID("wr_challenge_bits"), "8"), chromedp.Click(chromedp.ID("create-btn")))
+	p.until("the server names the field", `document.querySelector('#wr_admit_per_minute-error').textContent.startsWith('Admit per minute') && document.querySelector('#wr_admit_per_minute').getAttribute('aria-invalid') === 'true'`, uiWithin)
+	p.do("a good rate", chromedp.SetValue(chromedp.ID("wr_admit_per_minute"), "120"), chromedp.Click(chromedp.ID("create-btn")))
+	p.until("created, with its waiting room", `document.querySelector('#notice').textContent.includes('Sıralı Gece') && !!document.querySelector('.dash-event .dash-queue:not([hidden])')`, uiWithin)
+	var list []adminEvent
+	s.call(t, http.MethodGet, "/api/admin/events", map[string]string{"Authorization": "Bearer " + adminToken}, nil, http.StatusOK, &list)
+	if len(list) != 1 || list[0].WaitingRoom == nil || list[0].WaitingRoom.AdmitPerMinute != 120 || list[0].WaitingRoom.ChallengeBits != 8 || list[0].WaitingRoom.Paused {
+		t.Fatalf("events after creating: %+v", list)
+	}
+}

@@ -905,6 +905,7 @@
     q.amount = Number($('amount').value) || 1;
     q.entry = null;
     q.usedTurn = null;
+    q.solve = null;
     const gen = ++q.gen;
     clearMessages();
     const visitor = visitorToken();
