@@ -146,3 +146,94 @@ func (v ValidationError) Err() error {
 	}
 	return &Error{Code: EValidation, Message: "The request is invalid.", Fields: v}
 }
+
+// The domain's refusals, one constructor per code, so that every backend
+// and strategy answers the same mistake with the same words. Backends call
+// these rather than Errorf; a conformance case compares the messages.
+
+// ErrEventNotFound: no event has the id.
+func ErrEventNotFound() *Error { return Errorf(EEventNotFound, "Event not found.") }
+
+// ErrReservationNotFound: no reservation has the id, or it belongs to
+// another visitor (the two are indistinguishable on purpose).
+func ErrReservationNotFound() *Error { return Errorf(EReservationNotFound, "Reservation not found.") }
+
+// ErrSaleNotStarted: the event's sale_starts_at is still ahead.
+func ErrSaleNotStarted() *Error {
+	return Errorf(ESaleNotStarted, "The sale for this event has not started yet.")
+}
+
+// ErrVisitorLimit: the request would take the visitor past the event's
+// max_per_visitor.
+func ErrVisitorLimit(maxPerVisitor int64) *Error {
+	return Errorf(EVisitorLimit, "This would exceed the limit of %d tickets per visitor.", maxPerVisitor)
+}
+
+// ErrNotEnoughTickets: the event's stock is below the amount asked for.
+func ErrNotEnoughTickets() *Error { return Errorf(ENotEnoughTickets, "Not enough tickets available.") }
+
+// ErrAlreadyPurchased: purchase or cancel of a purchased reservation.
+func ErrAlreadyPurchased() *Error {
+	return Errorf(EAlreadyPurchased, "This reservation is already purchased.")
+}
+
+// ErrCancelled: purchase of a cancelled reservation.
+func ErrCancelled() *Error { return Errorf(ECancelled, "This reservation was cancelled.") }
+
+// ErrExpired: purchase or cancel of a hold past its expiry.
+func ErrExpired() *Error { return Errorf(EExpired, "Reservation has expired.") }
+
+// The refusals of the event lifecycle and the waiting room, for the same
+// reason: every backend says them in these words.
+
+// ErrSaleClosed: a reserve on an event whose sale the organiser closed.
+func ErrSaleClosed() *Error { return Errorf(ESaleClosed, "The sale for this event is closed.") }
+
+// ErrOrderLimit: one reserve asks for more than the event's max_per_order.
+func ErrOrderLimit(maxPerOrder int64) *Error {
+	return Errorf(EOrderLimit, "One order may take at most %d tickets.", maxPerOrder)
+}
+
+// ErrEventHasReservations: DELETE of an event that has reservations.
+func ErrEventHasReservations() *Error {
+	return Errorf(EEventHasReservations, "This event has reservations and cannot be deleted; close its sale instead.")
+}
+
+// ErrWaitingRoomNotFound: the event has no waiting room.
+func ErrWaitingRoomNotFound() *Error {
+	return Errorf(EWaitingRoomNotFound, "This event has no waiting room.")
+}
+
+// ErrNotInQueue: the visitor never joined the event's queue.
+func ErrNotInQueue() *Error { return Errorf(ENotInQueue, "This visitor has not joined the queue.") }
+
+// ErrQueueNotOpen: a join before the waiting room's queue opens.
+func ErrQueueNotOpen() *Error {
+	return Errorf(EQueueNotOpen, "The queue for this event is not open yet.")
+}
+
+// ErrChallengeUsed: a waiting-room challenge answered a second time.
+func ErrChallengeUsed() *Error {
+	return Errorf(EChallengeFailed, "This challenge has already been used: fetch a new one.")
+}
+
+// ErrAdmissionRequired: a reserve without an Admission-Pass on an event
+// with a waiting room.
+func ErrAdmissionRequired() *Error {
+	return Errorf(EAdmissionRequired, "This event has a waiting room: join the queue and reserve with your Admission-Pass.")
+}
+
+// ErrAdmissionInvalid: a pass for another visitor or event, or forged.
+func ErrAdmissionInvalid() *Error {
+	return Errorf(EAdmissionInvalid, "This Admission-Pass is not valid for this visitor and event.")
+}
+
+// ErrAdmissionUsed: a pass whose reserve already succeeded.
+func ErrAdmissionUsed() *Error {
+	return Errorf(EAdmissionInvalid, "This Admission-Pass has already been used.")
+}
+
+// ErrAdmissionExpired: a pass past its time.
+func ErrAdmissionExpired() *Error {
+	return Errorf(EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
+}

@@ -23,7 +23,14 @@ type Store interface {
 	// Returns EValidation if e does not validate.
 	CreateEvent(ctx context.Context, e NewEvent) (*Event, error)
 
-	// Events returns every event, newest first (by CreatedAt, then ID).
+	// CreateFirstEvent creates an event only while the store has none, in
+	// one atomic step, so that several nodes starting on one empty database
+	// create the demo event once. It returns nil, nil when an event exists.
+	// Returns EValidation if e does not validate.
+	CreateFirstEvent(ctx context.Context, e NewEvent) (*Event, error)
+
+	// Events returns every event, newest first (by CreatedAt, then ID),
+	// hidden ones too.
 	Events(ctx context.Context) ([]*Event, error)
 
 	// Event returns one event.
@@ -81,6 +88,9 @@ type Store interface {
 
 	// Close releases the store's connections.
 	Close() error
+
+	// Queues is the waiting room and the event settings that go with it.
+	Queues
 }
 
 // Reserver is one reserve strategy: a Store itself (the per-request lock of
@@ -101,15 +111,15 @@ func HoldUntil(now time.Time, e *Event) time.Time {
 func Decide(e *Event, now time.Time, r ReserveRequest, available, visitorHeld int64) error {
 	switch {
 	case e.SaleClosed:
-		return Errorf(ESaleClosed, "The sale for this event is closed.")
+		return ErrSaleClosed()
 	case e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt):
-		return Errorf(ESaleNotStarted, "The sale for this event has not started yet.")
+		return ErrSaleNotStarted()
 	case e.MaxPerOrder > 0 && r.Amount > e.MaxPerOrder:
-		return Errorf(EOrderLimit, "One order may take at most %d tickets.", e.MaxPerOrder)
+		return ErrOrderLimit(e.MaxPerOrder)
 	case e.MaxPerVisitor > 0 && visitorHeld+r.Amount > e.MaxPerVisitor:
-		return Errorf(EVisitorLimit, "This would exceed the limit of %d tickets per visitor.", e.MaxPerVisitor)
+		return ErrVisitorLimit(e.MaxPerVisitor)
 	case available < r.Amount:
-		return Errorf(ENotEnoughTickets, "Not enough tickets available.")
+		return ErrNotEnoughTickets()
 	}
 	return nil
 }

@@ -81,3 +81,35 @@ func TestErrorCodeHidesInternals(t *testing.T) {
 		t.Fatalf("unavailable error: %q %q", ticketrush.ErrorCode(u), ticketrush.ErrorMessage(u))
 	}
 }
+
+func TestAdmissions(t *testing.T) {
+	room := func(perMinute, maxActive int64) *ticketrush.WaitingRoom {
+		return &ticketrush.WaitingRoom{AdmitPerMinute: perMinute, MaxActive: maxActive, PassSeconds: 300}
+	}
+	for _, tc := range []struct {
+		name            string
+		room            *ticketrush.WaitingRoom
+		lastMinute, act int64
+		since           time.Duration
+		want            int64
+	}{
+		{"NoRoom", nil, 0, 0, time.Second, 0},
+		{"Paused", &ticketrush.WaitingRoom{AdmitPerMinute: 600, PassSeconds: 300, Paused: true}, 0, 0, time.Second, 0},
+		{"OneSecondOf600", room(600, 0), 0, 0, time.Second, 10},
+		{"RoundsUp", room(600, 0), 0, 0, 1500 * time.Millisecond, 15},
+		{"AtLeastOne", room(5, 0), 0, 0, 0, 1},
+		{"WindowFull", room(5, 0), 5, 0, time.Minute, 0},
+		{"WindowAlmostFull", room(600, 0), 595, 0, time.Minute, 5},
+		{"ActiveCap", room(600, 3), 0, 1, time.Minute, 2},
+		{"ActiveFull", room(600, 3), 0, 3, time.Minute, 0},
+		{"ChunkCap", room(ticketrush.MaxAdmitPerMinute, 0), 0, 0, time.Minute, ticketrush.QueueChunk},
+		{"LongPauseIsAMinute", room(60, 0), 0, 0, time.Hour, 60},
+		{"ClockBackwards", room(600, 0), 0, 0, -time.Second, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ticketrush.Admissions(tc.room, tc.lastMinute, tc.act, tc.since); got != tc.want {
+				t.Errorf("Admissions = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -282,8 +282,10 @@ type Queues interface {
 // sliding window and the active cap leave, smoothed so that a room admitting
 // 600 a minute lets in about 10 a second rather than 600 at once.
 // admittedLastMinute counts admissions stamped after now-60s, active those
-// counted by MaxActive, sinceLast the time since the previous admission
-// (a minute or more when there was none).
+// counted by MaxActive, sinceLast the time since the latest admission
+// stamp (time.Second when there is none). Several steps at one instant
+// admit one each until the window is full, so the window stays exact
+// however many nodes advance at once.
 func Admissions(w *WaitingRoom, admittedLastMinute, active int64, sinceLast time.Duration) int64 {
 	if w == nil || w.Paused {
 		return 0
@@ -313,13 +315,13 @@ func CheckAdmission(e *Event, entry *QueueEntry, now time.Time, r ReserveRequest
 	}
 	switch {
 	case r.Admission == 0:
-		return Errorf(EAdmissionRequired, "This event has a waiting room: join the queue and reserve with your Admission-Pass.")
+		return ErrAdmissionRequired()
 	case entry == nil || entry.Attempt != r.Admission || entry.AdmittedAt == nil:
-		return Errorf(EAdmissionInvalid, "This Admission-Pass is not valid for this visitor and event.")
+		return ErrAdmissionInvalid()
 	case entry.ReservationID != 0:
-		return Errorf(EAdmissionInvalid, "This Admission-Pass has already been used.")
+		return ErrAdmissionUsed()
 	case entry.PassExpiresAt == nil || !now.Before(*entry.PassExpiresAt):
-		return Errorf(EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
+		return ErrAdmissionExpired()
 	}
 	return nil
 }

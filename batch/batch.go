@@ -19,6 +19,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -94,9 +95,11 @@ func New(s ticketrush.Store, opts Options) *Batcher {
 // Reserve queues r behind the event's running batch and returns its outcome
 // once the batch that decided it has committed.
 //
-// If ctx ends while r is still queued, r is dropped and never applied. If its
-// batch has already started, Reserve waits for the commit and returns the
-// outcome, because that reservation may now exist.
+// If ctx ends while r is still queued, r is dropped and never applied: the
+// answer is EUnavailable. If its batch has already started, Reserve waits
+// for the commit and returns the outcome, because that reservation may now
+// exist; when the batch fails in a way that leaves its outcome open (a
+// deadline after the requests were sent), the answer is EOutcomeUnknown.
 func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ticketrush.Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ticketrush.Unavailable(err)
@@ -198,6 +201,13 @@ func (b *Batcher) run(eventID int64, taken []*waiter) {
 	cancel()
 	if err == nil && len(results) != len(live) {
 		err = fmt.Errorf("batch: store returned %d results for %d requests", len(results), len(live))
+	}
+	if ticketrush.ErrorCode(err) == ticketrush.EInternal &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// The store did not say how far the batch got, and it had the
+		// requests: they may have been applied. Only the store can tell
+		// "nothing was sent" (EUnavailable) from this.
+		err = ticketrush.OutcomeUnknown(err)
 	}
 	b.opts.Metrics.batch(len(live), time.Since(start))
 	for i, w := range live {

@@ -323,3 +323,64 @@ func TestAnswersByDeadline(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// bareStore fails each batch with its context's bare error once the
+// context ends, as a store would that does not classify its errors: the
+// requests were handed to the database and may have been applied.
+type bareStore struct{ ticketrush.Store }
+
+func (bareStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestInDoubt: a reserve whose batch was handed to the store when its
+// deadline fired is answered outcome_unknown (it may have been applied);
+// one that never left the queue is answered unavailable and never reaches
+// the store.
+func TestInDoubt(t *testing.T) {
+	t.Run("SentBatchDeadline", func(t *testing.T) {
+		b := batch.New(bareStore{}, batch.Options{Timeout: 200 * time.Millisecond})
+		defer b.Close()
+		_, err := b.Reserve(t.Context(), req(1))
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EOutcomeUnknown {
+			t.Fatalf("Reserve = %v (code %s), want %s", err, code, ticketrush.EOutcomeUnknown)
+		}
+	})
+	t.Run("StoreSaysUnknown", func(t *testing.T) {
+		s := &memStore{stock: 10, fail: ticketrush.OutcomeUnknown(errors.New("connection reset after COMMIT"))}
+		b := batch.New(s, batch.Options{})
+		defer b.Close()
+		_, err := b.Reserve(t.Context(), req(1))
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EOutcomeUnknown {
+			t.Fatalf("Reserve = %v, want %s", err, ticketrush.EOutcomeUnknown)
+		}
+	})
+	t.Run("NeverSent", func(t *testing.T) {
+		s, open := newGated(10)
+		b := batch.New(s, batch.Options{})
+		defer b.Close()
+		first := make(chan error, 1)
+		go func() {
+			_, err := b.Reserve(context.Background(), req(1))
+			first <- err
+		}()
+		waitFor(t, func() bool { return inFlight(s) })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := b.Reserve(ctx, req(1))
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EUnavailable {
+			t.Fatalf("queued reserve = %v, want %s", err, ticketrush.EUnavailable)
+		}
+		open()
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.batches) != 1 || s.batches[0] != 1 || s.stock != 9 {
+			t.Fatalf("batches %v, stock %d: the abandoned reserve reached the store", s.batches, s.stock)
+		}
+	})
+}

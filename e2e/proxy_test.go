@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -30,6 +31,9 @@ type proxy struct {
 	pairs map[*pair]struct{}
 	held  map[net.Conn]struct{} // accepted during a blackhole, never connected
 	wg    sync.WaitGroup
+	// cutTag and cutDone, when set, arm a cut (see cutNextCommit).
+	cutTag  []byte
+	cutDone chan struct{}
 }
 
 const (
@@ -129,6 +133,30 @@ func (p *proxy) connect(c net.Conn) {
 	go p.pump(pr, s, c)
 }
 
+// pgCommandComplete is PostgreSQL's CommandComplete message with tag: the
+// server sends it once the statement is done (for COMMIT, or for a
+// statement outside a transaction, once it is durable).
+func pgCommandComplete(tag string) []byte {
+	n := 4 + len(tag) + 1
+	return append([]byte{'C', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, append([]byte(tag), 0)...)
+}
+
+// cutNextCommit arms the proxy to drop the answer of the next COMMIT that
+// PostgreSQL confirms, and to reset that connection at once: the
+// transaction is committed, the client never hears so. The returned
+// channel is closed when it has happened.
+func (p *proxy) cutNextCommit() <-chan struct{} { return p.cutNextTag("COMMIT") }
+
+// cutNextTag is cutNextCommit for the next statement completed with tag,
+// e.g. "UPDATE 1" for a single-statement write.
+func (p *proxy) cutNextTag(tag string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutTag = pgCommandComplete(tag)
+	p.cutDone = make(chan struct{})
+	return p.cutDone
+}
+
 // pump copies src to dst until either side fails or the pair is cut.
 func (p *proxy) pump(pr *pair, src, dst net.Conn) {
 	defer p.wg.Done()
@@ -148,6 +176,11 @@ func (p *proxy) pump(pr *pair, src, dst net.Conn) {
 				p.cond.Wait()
 			}
 			cut := pr.frozen || p.state != proxyUp
+			if !cut && p.cutDone != nil && src == pr.server && bytes.Contains(buf[:n], p.cutTag) {
+				close(p.cutDone)
+				p.cutTag, p.cutDone = nil, nil
+				cut = true
+			}
 			p.mu.Unlock()
 			if cut {
 				return

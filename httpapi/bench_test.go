@@ -49,3 +49,35 @@ func BenchmarkReserveHandler(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodePurchase(b *testing.B) {
+	body := []byte(`{"reservation_id":268435457}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodePurchase(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeCreateEvent(b *testing.B) {
+	body := []byte(`{"name":"Örnek Etkinlik","ticket_quantity":2000,"hold_seconds":300,"max_per_visitor":4,"sale_starts_at":"2026-01-01T10:00:00Z"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeCreateEvent(body, 300); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeReserveRefused measures the error path: a bad and an
+// unknown field, both named in the answer.
+func BenchmarkDecodeReserveRefused(b *testing.B) {
+	body := []byte(`{"event_id":1,"amount":0,"qty":3}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := decodeReserve(body); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}

@@ -2,17 +2,21 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/ticketrush/ticketrush"
 )
 
@@ -20,8 +24,8 @@ import (
 // with a 200-character name) is far below it.
 const MaxBodyBytes = 64 << 10
 
-// maxDepth caps nesting in a body. Valid bodies are flat; the cap bounds
-// the scanner's recursion on a hostile one.
+// maxDepth caps nesting in a body (its object is depth 1). The deepest
+// valid body nests one object; the cap bounds the work a hostile one costs.
 const maxDepth = 32
 
 // readBody reads a request body for a strict JSON decoder: Content-Type
@@ -77,304 +81,240 @@ func errInvalidJSON(msg string) error {
 	return ticketrush.Errorf(ticketrush.EInvalidJSON, "%s", msg)
 }
 
-// jsonKind is the type of a top-level value of a request object.
-type jsonKind uint8
+// object is one JSON object's members in the order sent. Each value is
+// the member's raw JSON text exactly as sent, without surrounding
+// whitespace, and already checked: valid UTF-8, no repeated name at any
+// level, nesting within maxDepth. A value's Kind tells what it holds: 'n'
+// null, 't' or 'f' a boolean, '"' a string, '0' a number, '{' an object,
+// '[' an array. Read it through a form, which turns values into Go values
+// and refuses the members nobody asked for.
+type object struct {
+	members []member
+}
 
-const (
-	kindNull jsonKind = iota
-	kindBool
-	kindNumber
-	kindString
-	kindObject
-	kindArray
+// member is one member of an object.
+type member struct {
+	name  []byte // unescaped; shares the body's bytes when sent unescaped
+	value jsontext.Value
+	read  bool // a form asked for it: a known field
+}
+
+// Len returns the number of members.
+func (o object) Len() int { return len(o.members) }
+
+// All yields each member's name and raw value, in the order sent.
+func (o object) All() iter.Seq2[string, jsontext.Value] {
+	return func(yield func(string, jsontext.Value) bool) {
+		for _, m := range o.members {
+			if !yield(string(m.name), m.value) {
+				return
+			}
+		}
+	}
+}
+
+// find returns the index of the member called name, or -1. A linear scan
+// beats a map for the few members a valid body has, and costs no
+// allocation.
+func (o object) find(name string) int {
+	for i := range o.members {
+		if string(o.members[i].name) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// objectDecoder is a reusable jsontext decoder. Reading from a bytes.Buffer
+// lets jsontext parse the body in place instead of copying it.
+type objectDecoder struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
+}
+
+var objectDecoders = sync.Pool{New: func() any { return new(objectDecoder) }}
+
+var (
+	errNotObject = errInvalidJSON("The request body must be a JSON object.")
+	errTrailing  = errInvalidJSON("The request body must hold exactly one JSON object.")
+	errTooDeep   = errInvalidJSON("The request body is nested too deeply.")
+	errSyntax    = errInvalidJSON("The request body is not valid JSON.")
+	errUTF8      = errInvalidJSON("The request body must be valid UTF-8.")
 )
 
-// jsonValue is one top-level member of a request object. Nested objects and
-// arrays are checked for syntax and duplicate keys but not kept: no field
-// takes one.
-type jsonValue struct {
-	kind jsonKind
-	num  json.Number
-	str  string
+// decodeObject parses body as exactly one JSON object and returns its
+// members. It refuses, as invalid_json (400), anything else: invalid
+// UTF-8, another type at the top, trailing data, a repeated name at any
+// level (a proxy and this server must not read different requests from one
+// body) and nesting deeper than maxDepth. jsontext enforces all but the
+// depth cap by default. Values are left raw so that each field can be
+// checked on its own and every bad one named in one answer. The object
+// shares body's bytes: body must not change while it is in use.
+func decodeObject(body []byte) (object, error) {
+	return decodeObjectInto(body, nil)
 }
 
-// decodeObject parses body as exactly one JSON object and returns its
-// members. It refuses, as invalid_json, anything else: invalid UTF-8,
-// another type at the top, trailing data, a repeated key at any level and
-// nesting deeper than maxDepth. It scans the bytes itself rather than
-// unmarshalling into a struct: encoding/json silently keeps the last of
-// duplicate keys, which lets a proxy and this server read different
-// requests from one body, and walking json.Decoder tokens costs several
-// times more on the hottest path of the service.
-func decodeObject(body []byte) (map[string]jsonValue, error) {
-	if !utf8.Valid(body) {
-		return nil, errInvalidJSON("The request body must be valid UTF-8.")
+// decodeObjectInto is decodeObject appending the members to buf: a caller
+// that knows how many fields to expect allocates once, at the right size.
+//
+//	var buf [2]member
+//	o, err := decodeObjectInto(body, buf[:0])
+func decodeObjectInto(body []byte, buf []member) (object, error) {
+	od := objectDecoders.Get().(*objectDecoder)
+	o, err := od.decode(body, buf)
+	// A pooled decoder keeps its last body until its next use or until
+	// the pool drops it at a garbage collection: at most MaxBodyBytes
+	// each, cheaper than a second Reset on every request.
+	objectDecoders.Put(od)
+	if err != nil {
+		return object{}, syntaxError(body, err)
 	}
-	s := scanner{b: body}
-	s.space()
-	if s.peek() != '{' {
-		return nil, errInvalidJSON("The request body must be a JSON object.")
+	return o, nil
+}
+
+func (od *objectDecoder) decode(body []byte, buf []member) (object, error) {
+	od.buf = *bytes.NewBuffer(body)
+	d := &od.dec
+	d.Reset(&od.buf)
+	tok, err := d.ReadToken()
+	switch {
+	case err == io.EOF:
+		return object{}, errNotObject
+	case err != nil:
+		return object{}, err
+	case tok.Kind() != '{':
+		return object{}, errNotObject
 	}
-	members := make(map[string]jsonValue, 4)
-	if err := s.object(1, members); err != nil {
+	o := object{members: buf[:0]}
+	for d.PeekKind() != '}' {
+		name, err := od.value(body)
+		if err != nil {
+			return object{}, err
+		}
+		val, err := od.value(body)
+		if err != nil {
+			return object{}, err
+		}
+		if k := val.Kind(); (k == '{' || k == '[') && nesting(val) > maxDepth-1 {
+			return object{}, errTooDeep
+		}
+		o.members = append(o.members, member{name: unquote(name), value: val})
+	}
+	if _, err := d.ReadToken(); err != nil { // the closing '}'
+		return object{}, err
+	}
+	if _, err := d.ReadToken(); err != io.EOF {
+		return object{}, errTrailing
+	}
+	return o, nil
+}
+
+// value reads the next name or value, and returns it as it sits in body:
+// still valid after the next read, which the decoder's own slice is not.
+func (od *objectDecoder) value(body []byte) (jsontext.Value, error) {
+	v, err := od.dec.ReadValue()
+	if err != nil {
 		return nil, err
 	}
-	s.space()
-	if s.i != len(s.b) {
-		return nil, errInvalidJSON("The request body must hold exactly one JSON object.")
-	}
-	return members, nil
+	end := int(od.dec.InputOffset())
+	return jsontext.Value(body[end-len(v) : end : end]), nil
 }
 
-// scanner reads JSON (RFC 8259) from b, already known to be valid UTF-8.
-type scanner struct {
-	b []byte
-	i int
+// unquote returns the text of a valid JSON string, sharing q's bytes
+// unless it has escapes.
+func unquote(q []byte) []byte {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return q[1 : len(q)-1]
+	}
+	s, err := jsontext.AppendUnquote(nil, q)
+	if err != nil {
+		panic("httpapi: unquote of a string jsontext accepted: " + err.Error())
+	}
+	return s
 }
 
-var errSyntax = errInvalidJSON("The request body is not valid JSON.")
-
-// peek returns the next byte, or 0 at the end.
-func (s *scanner) peek() byte {
-	if s.i < len(s.b) {
-		return s.b[s.i]
+// syntaxError turns a jsontext error into the invalid_json answer that
+// says what is wrong.
+func syntaxError(body []byte, err error) error {
+	if _, ok := errors.AsType[*ticketrush.Error](err); ok {
+		return err
 	}
-	return 0
+	switch {
+	case !utf8.Valid(body):
+		return errUTF8
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
+			return errDuplicateKey(se.JSONPointer.LastToken())
+		}
+		return errInvalidJSON("The request body repeats a key.")
+	case nesting(body) > maxDepth:
+		return errTooDeep
+	case hasLoneSurrogate(body):
+		return errInvalidJSON("The request body must be valid Unicode: an escaped surrogate (\\ud800 to \\udfff) must be one of a pair.")
+	}
+	return errSyntax
 }
 
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
+// hasLoneSurrogate reports whether b escapes a UTF-16 surrogate that is not
+// half of a pair, which has no UTF-8 form: jsontext refuses it rather than
+// read it as U+FFFD, as encoding/json would.
+func hasLoneSurrogate(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
 		}
-	}
-}
-
-// object reads an object at s.i, at the given depth (the body's object is
-// 1). With members non-nil it keeps each member's value there; nested
-// objects only track their keys, to refuse repeats.
-func (s *scanner) object(depth int, members map[string]jsonValue) error {
-	if depth > maxDepth {
-		return errInvalidJSON("The request body is nested too deeply.")
-	}
-	s.i++ // '{'
-	var seen map[string]struct{}
-	s.space()
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		s.space()
-		if s.peek() != '"' {
-			return errSyntax
+		i++ // the escaped character
+		r, ok := hexRune(b, i)
+		if !ok {
+			continue
 		}
-		key, err := s.str()
-		if err != nil {
-			return err
-		}
-		s.space()
-		if s.peek() != ':' {
-			return errSyntax
-		}
-		s.i++
-		s.space()
-		v, err := s.value(depth)
-		if err != nil {
-			return err
-		}
-		if members != nil {
-			if _, dup := members[key]; dup {
-				return errDuplicateKey(key)
-			}
-			members[key] = v
-		} else {
-			if seen == nil {
-				seen = make(map[string]struct{})
-			}
-			if _, dup := seen[key]; dup {
-				return errDuplicateKey(key)
-			}
-			seen[key] = struct{}{}
-		}
-		s.space()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errSyntax
-		}
-	}
-}
-
-// array reads an array at s.i.
-func (s *scanner) array(depth int) error {
-	if depth > maxDepth {
-		return errInvalidJSON("The request body is nested too deeply.")
-	}
-	s.i++ // '['
-	s.space()
-	if s.peek() == ']' {
-		s.i++
-		return nil
-	}
-	for {
-		s.space()
-		if _, err := s.value(depth); err != nil {
-			return err
-		}
-		s.space()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errSyntax
-		}
-	}
-}
-
-// value reads any value at s.i, inside a container at depth.
-func (s *scanner) value(depth int) (jsonValue, error) {
-	switch c := s.peek(); {
-	case c == '{':
-		return jsonValue{kind: kindObject}, s.object(depth+1, nil)
-	case c == '[':
-		return jsonValue{kind: kindArray}, s.array(depth + 1)
-	case c == '"':
-		str, err := s.str()
-		return jsonValue{kind: kindString, str: str}, err
-	case c == 't':
-		return jsonValue{kind: kindBool}, s.literal("true")
-	case c == 'f':
-		return jsonValue{kind: kindBool}, s.literal("false")
-	case c == 'n':
-		return jsonValue{kind: kindNull}, s.literal("null")
-	case c == '-' || c >= '0' && c <= '9':
-		n, err := s.number()
-		return jsonValue{kind: kindNumber, num: n}, err
-	}
-	return jsonValue{}, errSyntax
-}
-
-func (s *scanner) literal(lit string) error {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return errSyntax
-	}
-	s.i += len(lit)
-	return nil
-}
-
-// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and returns
-// its text; whether it is an acceptable integer is the field's business.
-func (s *scanner) number() (json.Number, error) {
-	start := s.i
-	if s.peek() == '-' {
-		s.i++
-	}
-	switch c := s.peek(); {
-	case c == '0':
-		s.i++
-	case c >= '1' && c <= '9':
-		s.digits()
-	default:
-		return "", errSyntax
-	}
-	if s.peek() == '.' {
-		s.i++
-		if s.digits() == 0 {
-			return "", errSyntax
-		}
-	}
-	if c := s.peek(); c == 'e' || c == 'E' {
-		s.i++
-		if c := s.peek(); c == '+' || c == '-' {
-			s.i++
-		}
-		if s.digits() == 0 {
-			return "", errSyntax
-		}
-	}
-	return json.Number(s.b[start:s.i]), nil
-}
-
-func (s *scanner) digits() int {
-	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	return s.i - start
-}
-
-// str reads a string at s.i. Strings without escapes, nearly all of them,
-// are sliced out directly; the rare escaped one is left to encoding/json so
-// that escapes (surrogate pairs included) mean exactly what they mean
-// there.
-func (s *scanner) str() (string, error) {
-	start := s.i
-	s.i++ // '"'
-	escaped := false
-	for {
-		if s.i >= len(s.b) {
-			return "", errSyntax
-		}
-		c := s.b[s.i]
+		i += 4
 		switch {
-		case c == '"':
-			s.i++
-			if !escaped {
-				return string(s.b[start+1 : s.i-1]), nil
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+2 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+				return true
 			}
-			var out string
-			if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
-				return "", errSyntax
+			lo, ok := hexRune(b, i+2)
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
 			}
-			return out, nil
-		case c == '\\':
-			escaped = true
-			s.i++
-			if s.i >= len(s.b) {
-				return "", errSyntax
-			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				if s.i+4 >= len(s.b) {
-					return "", errSyntax
-				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
-					if !isHex(h) {
-						return "", errSyntax
-					}
-				}
-				s.i += 5
-			default:
-				return "", errSyntax
-			}
-		case c < 0x20:
-			// Control characters must be escaped inside a JSON string.
-			return "", errSyntax
-		default:
-			s.i++
+			i += 6
 		}
 	}
+	return false
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+// hexRune reads the four hex digits after the 'u' at b[i].
+func hexRune(b []byte, i int) (rune, bool) {
+	if b[i] != 'u' || i+4 >= len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i+1:i+5]), 16, 16)
+	return rune(n), err == nil
 }
 
-func errMalformed(error) error {
-	return errInvalidJSON("The request body is not valid JSON.")
+// nesting returns how deeply objects and arrays nest in v, which need not
+// be valid JSON.
+func nesting(v []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			for i++; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			deepest = max(deepest, depth)
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func errDuplicateKey(key string) error {
@@ -396,53 +336,329 @@ const (
 	msgRequired = "is required"
 	msgInteger  = "must be an integer"
 	msgString   = "must be a string"
+	msgBool     = "must be true or false"
+	msgObject   = "must be an object"
+	msgUnknown  = "is not a known field"
 )
 
-// intField reads a required integer member in [lo, hi]. It accepts only
-// JSON integers: 1.0, 1e3 and -0.5 are refused even when their value is a
-// whole number, so one request has one meaning in every JSON library.
-func intField(m map[string]jsonValue, v ticketrush.ValidationError, name string, lo, hi int64, rangeMsg string) int64 {
-	val, ok := m[name]
-	if !ok {
-		v.Add(name, msgRequired)
-		return 0
-	}
-	return intValue(val, v, name, lo, hi, rangeMsg)
+// maxUnknownNamed caps how many unknown members of one object an answer
+// names, so a hostile body of thousands of tiny members cannot make the
+// error answer several times larger than itself.
+const maxUnknownNamed = 100
+
+// form reads the members of one decoded JSON object into Go values and
+// collects one message per bad field, so that a request with several
+// mistakes gets one 422 validation_failed answer naming each of them in
+// "fields". Every handler with a JSON body decodes through it:
+//
+//	o, err := decodeObject(body) // syntax: 400 invalid_json
+//	if err != nil {
+//		return err
+//	}
+//	f := newForm(o)
+//	id := f.Int("event_id", 1, math.MaxInt64, msgPositiveID) // required
+//	hold, ok := f.OptInt("hold_seconds", 1, 86400, "must be …") // absent or null: ok false
+//	if wr, ok := f.Object("waiting_room"); ok { // a nested object, read the same way
+//		n := wr.Int("admit_per_minute", 1, 100000, "must be …") // named "waiting_room.admit_per_minute"
+//		paused, set := wr.OptBool("paused")
+//	}
+//	if err := f.Err(); err != nil { // bad and unknown fields, nested ones included
+//		return err
+//	}
+//
+// Rules every getter keeps: each member is read by the getter of its type;
+// a missing required member is "is required"; a value of the wrong type
+// (null included, for a required member) gets the getter's message;
+// integers must be JSON integers (1.0 and 1e3 are refused, whatever their
+// value). Optional getters treat null as absent. A JSON merge patch
+// (RFC 7396), where null means "remove" and absence "leave as is", asks
+// IsNull first and reads the value otherwise. Members no getter asked for
+// are refused by Err as "is not a known field" (at most maxUnknownNamed of
+// them per object are named): a typo must never be dropped silently. Add
+// reports a rule spanning several fields under this form's prefix. Value
+// decodes a member into any Go value with go-json-experiment, for shapes
+// the getters do not cover; Raw hands out the raw text.
+//
+// A form is not safe for concurrent use.
+type form struct {
+	o      object
+	prefix string                     // dotted path of this object in the body, "" at the top
+	v      ticketrush.ValidationError // nil until the first message
+	nested []*form
 }
 
-func intValue(val jsonValue, v ticketrush.ValidationError, name string, lo, hi int64, rangeMsg string) int64 {
-	if val.kind != kindNumber {
-		v.Add(name, msgInteger)
+// newForm returns a form over the members of the body's object.
+func newForm(o object) *form {
+	return &form{o: o}
+}
+
+// get marks name as a known field and returns its value.
+func (f *form) get(name string) (jsontext.Value, bool) {
+	i := f.o.find(name)
+	if i < 0 {
+		return nil, false
+	}
+	f.o.members[i].read = true
+	return f.o.members[i].value, true
+}
+
+// Add records msg for the field name of this object, unless the field
+// already has a message: the first mistake found is the one to fix.
+func (f *form) Add(name, msg string) {
+	f.add(f.prefix+name, msg)
+}
+
+func (f *form) add(path, msg string) {
+	if f.v == nil {
+		f.v = ticketrush.ValidationError{}
+	}
+	f.v.Add(path, msg)
+}
+
+// Has reports whether the object has the member, null included. It marks
+// the member as known.
+func (f *form) Has(name string) bool {
+	_, ok := f.get(name)
+	return ok
+}
+
+// IsNull reports whether the member is present and null: "remove" in a
+// merge patch. It marks the member as known.
+func (f *form) IsNull(name string) bool {
+	val, ok := f.get(name)
+	return ok && val.Kind() == 'n'
+}
+
+// Raw returns the member's raw JSON text (see object) and marks it known.
+func (f *form) Raw(name string) (jsontext.Value, bool) {
+	return f.get(name)
+}
+
+// Int reads a required integer member in [lo, hi]; rangeMsg names the
+// range. It returns 0 after recording a message.
+func (f *form) Int(name string, lo, hi int64, rangeMsg string) int64 {
+	val, ok := f.get(name)
+	if !ok {
+		f.Add(name, msgRequired)
 		return 0
 	}
-	s := string(val.num)
-	if !isJSONInteger(s) {
-		v.Add(name, msgInteger)
-		return 0
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < lo || n > hi {
-		v.Add(name, rangeMsg)
-		return 0
-	}
+	n, _ := f.intValue(name, val, lo, hi, rangeMsg)
 	return n
 }
 
-// isJSONInteger reports whether s is an integer in JSON's grammar:
-// -?(0|[1-9][0-9]*), no fraction, no exponent.
-func isJSONInteger(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
+// OptInt reads an optional integer member in [lo, hi]. ok is false when
+// the member is absent, null or bad (a message is then recorded).
+func (f *form) OptInt(name string, lo, hi int64, rangeMsg string) (n int64, ok bool) {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return 0, false
 	}
-	if s == "" || (s[0] == '0' && len(s) > 1) {
+	return f.intValue(name, val, lo, hi, rangeMsg)
+}
+
+func (f *form) intValue(name string, val jsontext.Value, lo, hi int64, rangeMsg string) (int64, bool) {
+	if val.Kind() != '0' || !isJSONInteger(val) {
+		f.Add(name, msgInteger)
+		return 0, false
+	}
+	n, ok := parseInt(val)
+	if !ok || n < lo || n > hi {
+		f.Add(name, rangeMsg)
+		return 0, false
+	}
+	return n, true
+}
+
+// isJSONInteger reports whether b is an integer in JSON's grammar:
+// -?(0|[1-9][0-9]*), no fraction, no exponent.
+func isJSONInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+	for _, c := range b {
+		if c < '0' || c > '9' {
 			return false
 		}
 	}
 	return true
+}
+
+// parseInt parses a JSON integer; ok is false past int64.
+func parseInt(b []byte) (int64, bool) {
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var u uint64
+	for _, c := range b {
+		if u > (1<<64-1)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+		if u < uint64(c-'0') {
+			return 0, false
+		}
+	}
+	switch {
+	case neg && u <= 1<<63:
+		return int64(-u), true // -(1<<63) wraps to itself, MinInt64
+	case !neg && u <= 1<<63-1:
+		return int64(u), true
+	}
+	return 0, false
+}
+
+// String reads a required string member.
+func (f *form) String(name string) (string, bool) {
+	val, ok := f.get(name)
+	if !ok {
+		f.Add(name, msgRequired)
+		return "", false
+	}
+	return f.stringValue(name, val, msgString)
+}
+
+// OptString reads an optional string member; absent or null is ok false.
+func (f *form) OptString(name string) (string, bool) {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return "", false
+	}
+	return f.stringValue(name, val, msgString)
+}
+
+func (f *form) stringValue(name string, val jsontext.Value, msg string) (string, bool) {
+	if val.Kind() != '"' {
+		f.Add(name, msg)
+		return "", false
+	}
+	if bytes.IndexByte(val, '\\') < 0 {
+		return string(val[1 : len(val)-1]), true
+	}
+	s, err := jsontext.AppendUnquote(nil, val)
+	if err != nil { // cannot happen: decodeObject checked the value
+		f.Add(name, msg)
+		return "", false
+	}
+	return string(s), true
+}
+
+// OptBool reads an optional boolean member; absent or null is ok false.
+func (f *form) OptBool(name string) (b, ok bool) {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return false, false
+	}
+	switch val.Kind() {
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	}
+	f.Add(name, msgBool)
+	return false, false
+}
+
+// Years a time may fall in: they keep every backend's time column and the
+// wire format (four-digit years) exact.
+const (
+	minSaleYear = 1970
+	maxSaleYear = 9999
+)
+
+// msgTime is the message of a bad time member.
+const msgTime = "must be an RFC 3339 time between the years 1970 and 9999"
+
+// OptTime reads an optional RFC 3339 time member (absent or null is ok
+// false), in UTC, truncated to the microsecond every backend stores, with
+// a year from 1970 to 9999.
+func (f *form) OptTime(name string) (time.Time, bool) {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return time.Time{}, false
+	}
+	s, ok := f.stringValue(name, val, msgTime)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		f.Add(name, msgTime)
+		return time.Time{}, false
+	}
+	if t = t.UTC().Truncate(time.Microsecond); t.Year() < minSaleYear || t.Year() > maxSaleYear {
+		f.Add(name, msgTime)
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// Object reads an optional nested object member (absent or null is ok
+// false) as a form of its own. Its messages, unknown members included,
+// join this form's answer under dotted names ("waiting_room.max_active").
+func (f *form) Object(name string) (*form, bool) {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return nil, false
+	}
+	if val.Kind() != '{' {
+		f.Add(name, msgObject)
+		return nil, false
+	}
+	o, err := decodeObject(val)
+	if err != nil { // cannot happen: the body's decode checked it
+		f.Add(name, msgObject)
+		return nil, false
+	}
+	sub := &form{o: o, prefix: f.prefix + name + "."}
+	f.nested = append(f.nested, sub)
+	return sub, true
+}
+
+// Value decodes an optional member into dst (a pointer) with
+// go-json-experiment, refusing unknown members of nested objects; absent
+// or null is false. On failure it records msg and returns false.
+func (f *form) Value(name string, dst any, msg string) bool {
+	val, ok := f.get(name)
+	if !ok || val.Kind() == 'n' {
+		return false
+	}
+	if err := json.Unmarshal(val, dst, json.RejectUnknownMembers(true)); err != nil {
+		f.Add(name, msg)
+		return false
+	}
+	return true
+}
+
+// Err records every member no getter asked for as unknown, here and in
+// nested forms, and returns the validation_failed error naming each bad
+// field, or nil.
+func (f *form) Err() error {
+	f.finish()
+	return f.v.Err()
+}
+
+// finish adds the unknown members and the nested forms' messages.
+func (f *form) finish() {
+	var unknown []string
+	for _, m := range f.o.members {
+		if !m.read {
+			unknown = append(unknown, string(m.name))
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown[:min(len(unknown), maxUnknownNamed)] {
+		f.Add(truncate(name, 64), msgUnknown)
+	}
+	for _, sub := range f.nested {
+		sub.finish()
+		for path, msg := range sub.v {
+			f.add(path, msg)
+		}
+	}
 }
 
 const (
@@ -453,14 +669,15 @@ const (
 // decodeReserve decodes and validates the body of POST /api/reserve. It
 // returns a valid request or a *ticketrush.Error with a 4xx code.
 func decodeReserve(body []byte) (eventID, amount int64, err error) {
-	m, err := decodeObject(body)
+	var buf [2]member
+	o, err := decodeObjectInto(body, buf[:0])
 	if err != nil {
 		return 0, 0, err
 	}
-	v := ticketrush.ValidationError{}
-	eventID = intField(m, v, "event_id", 1, 1<<63-1, msgPositiveID)
-	amount = intField(m, v, "amount", 1, ticketrush.MaxAmount, msgAmount)
-	if err := v.Err(); err != nil {
+	f := newForm(o)
+	eventID = f.Int("event_id", 1, 1<<63-1, msgPositiveID)
+	amount = f.Int("amount", 1, ticketrush.MaxAmount, msgAmount)
+	if err := f.Err(); err != nil {
 		return 0, 0, err
 	}
 	return eventID, amount, nil
@@ -469,74 +686,50 @@ func decodeReserve(body []byte) (eventID, amount int64, err error) {
 // decodePurchase decodes and validates the body of POST /api/purchase. It
 // returns a valid reservation id or a *ticketrush.Error with a 4xx code.
 func decodePurchase(body []byte) (reservationID int64, err error) {
-	m, err := decodeObject(body)
+	var buf [1]member
+	o, err := decodeObjectInto(body, buf[:0])
 	if err != nil {
 		return 0, err
 	}
-	v := ticketrush.ValidationError{}
-	reservationID = intField(m, v, "reservation_id", 1, 1<<63-1, msgPositiveID)
-	if err := v.Err(); err != nil {
+	f := newForm(o)
+	reservationID = f.Int("reservation_id", 1, 1<<63-1, msgPositiveID)
+	if err := f.Err(); err != nil {
 		return 0, err
 	}
 	return reservationID, nil
 }
-
-// Years a sale may start in: they keep every backend's time column and the
-// wire format (four-digit years) exact.
-const (
-	minSaleYear = 1970
-	maxSaleYear = 9999
-)
 
 // decodeCreateEvent decodes and validates the body of POST
 // /api/admin/events. defaultHold fills hold_seconds when the body omits it
 // (or sends null). It returns an event that passes NewEvent.Validate or a
 // *ticketrush.Error with a 4xx code.
 func decodeCreateEvent(body []byte, defaultHold int64) (ticketrush.NewEvent, error) {
-	m, err := decodeObject(body)
+	o, err := decodeObject(body)
 	if err != nil {
 		return ticketrush.NewEvent{}, err
 	}
-	v := ticketrush.ValidationError{}
+	f := newForm(o)
 	var ne ticketrush.NewEvent
-
-	switch val, ok := m["name"]; {
-	case !ok:
-		v.Add("name", msgRequired)
-	case val.kind != kindString:
-		v.Add("name", msgString)
-	default:
-		ne.Name = strings.TrimSpace(val.str)
+	if name, ok := f.String("name"); ok {
+		ne.Name = strings.TrimSpace(name)
 		if strings.IndexFunc(ne.Name, unicode.IsControl) >= 0 {
 			// Control characters (NUL above all, which PostgreSQL text
 			// refuses) have no place in a name shown to visitors.
-			v.Add("name", "must not contain control characters")
+			f.Add("name", "must not contain control characters")
 		}
 	}
-	ne.TicketQuantity = intField(m, v, "ticket_quantity", 1, ticketrush.MaxTicketQuantity,
+	ne.TicketQuantity = f.Int("ticket_quantity", 1, ticketrush.MaxTicketQuantity,
 		"must be an integer from 1 to 100000000")
-
 	ne.HoldSeconds = defaultHold
-	if val, ok := m["hold_seconds"]; ok && val.kind != kindNull {
-		ne.HoldSeconds = intValue(val, v, "hold_seconds", 1, ticketrush.MaxHoldSeconds,
-			"must be an integer from 1 to 86400")
+	if n, ok := f.OptInt("hold_seconds", 1, ticketrush.MaxHoldSeconds, "must be an integer from 1 to 86400"); ok {
+		ne.HoldSeconds = n
 	}
-	if val, ok := m["max_per_visitor"]; ok && val.kind != kindNull {
-		ne.MaxPerVisitor = intValue(val, v, "max_per_visitor", 0, ticketrush.MaxTicketQuantity,
-			"must be an integer from 0 (no limit) to 100000000")
+	ne.MaxPerVisitor, _ = f.OptInt("max_per_visitor", 0, ticketrush.MaxTicketQuantity,
+		"must be an integer from 0 (no limit) to 100000000")
+	if t, ok := f.OptTime("sale_starts_at"); ok {
+		ne.SaleStartsAt = &t
 	}
-	if val, ok := m["sale_starts_at"]; ok && val.kind != kindNull {
-		const msg = "must be an RFC 3339 time between the years 1970 and 9999"
-		if val.kind != kindString {
-			v.Add("sale_starts_at", msg)
-		} else if t, err := time.Parse(time.RFC3339Nano, val.str); err != nil {
-			v.Add("sale_starts_at", msg)
-		} else if t = t.UTC().Truncate(time.Microsecond); t.Year() < minSaleYear || t.Year() > maxSaleYear {
-			v.Add("sale_starts_at", msg)
-		} else {
-			ne.SaleStartsAt = &t
-		}
-	}
+	decodeEventSettings(f, &ne)
 	// The domain's own rules have the last word (name length, for one);
 	// Add keeps the first message, so a missing or mistyped field reads as
 	// such rather than as out of range.
@@ -546,10 +739,10 @@ func decodeCreateEvent(body []byte, defaultHold int64) (ticketrush.NewEvent, err
 			return ticketrush.NewEvent{}, err
 		}
 		for field, msg := range e.Fields {
-			v.Add(field, msg)
+			f.Add(field, msg)
 		}
 	}
-	if err := v.Err(); err != nil {
+	if err := f.Err(); err != nil {
 		return ticketrush.NewEvent{}, err
 	}
 	return ne, nil

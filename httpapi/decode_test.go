@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -25,7 +26,11 @@ func TestDecodeReserve(t *testing.T) {
 		{"OK", `{"event_id":1,"amount":1}`, 1, 1, "", nil},
 		{"OKMaxima", `{"event_id":9223372036854775807,"amount":10000}`, 9223372036854775807, 10000, "", nil},
 		{"OKWhitespace", " \t\r\n{ \"amount\" : 2 , \"event_id\" : 3 }\n", 3, 2, "", nil},
-		{"OKUnknownFields", `{"event_id":1,"amount":1,"x":[1,{"y":null}],"z":"é"}`, 1, 1, "", nil},
+		// Unknown members are refused, each named, with any bad known one.
+		{"UnknownFields", `{"event_id":1,"amount":1,"x":[1,{"y":null}],"z":"é"}`, 0, 0, ticketrush.EValidation, []string{"x", "z"}},
+		{"UnknownAndBad", `{"event_id":1,"amount":0,"qty":3}`, 0, 0, ticketrush.EValidation, []string{"amount", "qty"}},
+		{"UnknownNull", `{"event_id":1,"amount":1,"x":null}`, 0, 0, ticketrush.EValidation, []string{"x"}},
+		{"UnknownCase", `{"event_id":1,"amount":1,"Amount":1}`, 0, 0, ticketrush.EValidation, []string{"Amount"}},
 		{"OKEscapedKey", `{"event_\u0069d":4,"amount":1}`, 4, 1, "", nil},
 		{"Empty", ``, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"Spaces", `   `, 0, 0, ticketrush.EInvalidJSON, nil},
@@ -39,9 +44,11 @@ func TestDecodeReserve(t *testing.T) {
 		{"Duplicate", `{"event_id":1,"amount":1,"event_id":2}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"DuplicateUnknown", `{"event_id":1,"amount":1,"x":1,"x":2}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"DuplicateNested", `{"event_id":1,"amount":1,"x":[[{"a":1,"b":{"a":1},"a":2}]]}`, 0, 0, ticketrush.EInvalidJSON, nil},
-		{"SameKeyInSiblings", `{"event_id":1,"amount":1,"x":[{"a":1},{"a":2}]}`, 1, 1, "", nil},
+		// Not a duplicate: the body is valid JSON, refused only for x.
+		{"SameKeyInSiblings", `{"event_id":1,"amount":1,"x":[{"a":1},{"a":2}]}`, 0, 0, ticketrush.EValidation, []string{"x"}},
 		{"DepthLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`, 0, 0, ticketrush.EInvalidJSON, nil},
-		{"DepthJustBelowLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`, 1, 1, "", nil},
+		{"DepthJustBelowLimit", `{"event_id":1,"amount":1,"x":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`, 0, 0, ticketrush.EValidation, []string{"x"}},
+		{"LoneSurrogate", `{"event_id":1,"amount":1,"x":"\ud800"}`, 0, 0, ticketrush.EInvalidJSON, nil},
 		{"InvalidUTF8", "{\"event_id\":1,\"amount\":1,\"x\":\"\xff\"}", 0, 0, ticketrush.EInvalidJSON, nil},
 		{"Missing", `{}`, 0, 0, ticketrush.EValidation, []string{"amount", "event_id"}},
 		{"AmountString", `{"event_id":1,"amount":"1"}`, 0, 0, ticketrush.EValidation, []string{"amount"}},
@@ -100,7 +107,7 @@ func TestDecodePurchase(t *testing.T) {
 		code string
 	}{
 		{"OK", `{"reservation_id":7}`, 7, ""},
-		{"OKExtra", `{"reservation_id":7,"event_id":"x"}`, 7, ""},
+		{"Extra", `{"reservation_id":7,"event_id":"x"}`, 0, ticketrush.EValidation},
 		{"Missing", `{"id":7}`, 0, ticketrush.EValidation},
 		{"Zero", `{"reservation_id":0}`, 0, ticketrush.EValidation},
 		{"String", `{"reservation_id":"7"}`, 0, ticketrush.EValidation},
@@ -265,5 +272,128 @@ func TestPathID(t *testing.T) {
 		if got != want || (err == nil) != (want != 0) {
 			t.Errorf("pathID(%q) = %d, %v; want %d", in, got, err, want)
 		}
+	}
+}
+
+// decodeWaitingRoomPatch reads a body the way the admin event patch will:
+// a merge patch with a nested waiting_room object, so the form's nested
+// objects, dotted names and nulls are tested as handlers will use them.
+func decodeWaitingRoomPatch(body []byte) (got map[string]any, err error) {
+	o, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	got = map[string]any{}
+	f := newForm(o)
+	if f.IsNull("name") {
+		got["name"] = nil
+	} else if s, ok := f.OptString("name"); ok {
+		got["name"] = s
+	}
+	if f.IsNull("waiting_room") {
+		got["waiting_room"] = nil
+	} else if wr, ok := f.Object("waiting_room"); ok {
+		if n, ok := wr.OptInt("admit_per_minute", 1, 100000, "must be an integer from 1 to 100000"); ok {
+			got["waiting_room.admit_per_minute"] = n
+		}
+		if n, ok := wr.OptInt("max_active", 1, 1000000, "must be an integer from 1 to 1000000"); ok {
+			got["waiting_room.max_active"] = n
+		}
+		if t, ok := wr.OptTime("prequeue_opens_at"); ok {
+			got["waiting_room.prequeue_opens_at"] = t
+		}
+		if b, ok := wr.OptBool("paused"); ok {
+			got["waiting_room.paused"] = b
+		}
+		var bits []int64
+		if wr.Value("challenge_bits", &bits, "must be a list of integers") {
+			got["waiting_room.challenge_bits"] = bits
+		}
+	}
+	return got, f.Err()
+}
+
+func TestFormNestedAndMergePatch(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		body   string
+		want   map[string]any
+		fields map[string]string
+	}{
+		{"Empty", `{}`, map[string]any{}, nil},
+		{"Values", `{"name":"N\u00e9","waiting_room":{"admit_per_minute":60,"max_active":500,"prequeue_opens_at":"2026-12-01T10:00:00+01:00","paused":false,"challenge_bits":[1,2]}}`,
+			map[string]any{"name": "Né", "waiting_room.admit_per_minute": int64(60), "waiting_room.max_active": int64(500),
+				"waiting_room.prequeue_opens_at": at, "waiting_room.paused": false, "waiting_room.challenge_bits": []int64{1, 2}}, nil},
+		{"NullsRemove", `{"name":null,"waiting_room":null}`, map[string]any{"name": nil, "waiting_room": nil}, nil},
+		{"NestedNullsAreAbsent", `{"waiting_room":{"paused":null,"max_active":null}}`, map[string]any{}, nil},
+		{"EveryBadFieldNamed", `{"name":1,"colour":"red","waiting_room":{"admit_per_minute":1.5,"max_active":0,"paused":"yes","prequeue_opens_at":"soon","challenge_bits":["x"],"admit_per_hour":5}}`,
+			nil, map[string]string{
+				"name":                           msgString,
+				"colour":                         msgUnknown,
+				"waiting_room.admit_per_minute":  msgInteger,
+				"waiting_room.max_active":        "must be an integer from 1 to 1000000",
+				"waiting_room.paused":            msgBool,
+				"waiting_room.prequeue_opens_at": msgTime,
+				"waiting_room.challenge_bits":    "must be a list of integers",
+				"waiting_room.admit_per_hour":    msgUnknown,
+			}},
+		{"NestedNotObject", `{"waiting_room":[1]}`, nil, map[string]string{"waiting_room": msgObject}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeWaitingRoomPatch([]byte(tt.body))
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Errorf("got %v, want %v", got, tt.want)
+				}
+				return
+			}
+			e, ok := errors.AsType[*ticketrush.Error](err)
+			if !ok || e.Code != ticketrush.EValidation {
+				t.Fatalf("error %v, want validation_failed", err)
+			}
+			if !maps.Equal(e.Fields, tt.fields) {
+				t.Errorf("fields %v,\nwant %v", e.Fields, tt.fields)
+			}
+		})
+	}
+}
+
+func TestDecodeErrorMessages(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"a":1,"x":{"b":1,"\u0062":2}}`:  `The request body repeats the key "b".`,
+		`{"amount":1,"amount":2}`:         `The request body repeats the key "amount".`,
+		"{\"a\":\"\xff\"}":                "The request body must be valid UTF-8.",
+		`[]`:                              "The request body must be a JSON object.",
+		``:                                "The request body must be a JSON object.",
+		`{} {}`:                           "The request body must hold exactly one JSON object.",
+		`{"a":` + strings.Repeat("[", 40): "The request body is nested too deeply.",
+		`{"a":1,}`:                        "The request body is not valid JSON.",
+	} {
+		_, err := decodeObject([]byte(body))
+		if ticketrush.ErrorCode(err) != ticketrush.EInvalidJSON || ticketrush.ErrorMessage(err) != want {
+			t.Errorf("%q: %v, want invalid_json %q", body, err, want)
+		}
+	}
+}
+
+func TestUnknownFieldsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"event_id":1,"amount":1`)
+	for i := range 1000 {
+		fmt.Fprintf(&b, `,"k%04d":0`, i)
+	}
+	b.WriteString("}")
+	_, _, err := decodeReserve([]byte(b.String()))
+	e, ok := errors.AsType[*ticketrush.Error](err)
+	if !ok || e.Code != ticketrush.EValidation {
+		t.Fatalf("error %v, want validation_failed", err)
+	}
+	if len(e.Fields) != maxUnknownNamed || e.Fields["k0000"] != msgUnknown || e.Fields["k0099"] != msgUnknown {
+		t.Errorf("%d fields named, want the first %d in order", len(e.Fields), maxUnknownNamed)
 	}
 }

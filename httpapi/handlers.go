@@ -27,9 +27,13 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]Event, len(events))
-	for i, e := range events {
-		out[i] = newEvent(e)
+	// Hidden events (rehearsals, retired sales) stay readable by id and
+	// in the admin listing.
+	out := make([]Event, 0, len(events))
+	for _, e := range events {
+		if !e.Hidden {
+			out = append(out, newEvent(e))
+		}
 	}
 	writeJSON(w, http.StatusOK, Envelope[[]Event]{Data: out})
 }
@@ -91,11 +95,16 @@ func (s *Server) doReserve(w http.ResponseWriter, r *http.Request) (*ticketrush.
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
+	admission, err := s.admission(ctx, r, eventID, token, key)
+	if err != nil {
+		return nil, err
+	}
 	return s.reserver.Reserve(ctx, ticketrush.ReserveRequest{
 		EventID:        eventID,
 		Amount:         amount,
 		VisitorToken:   token,
 		IdempotencyKey: key,
+		Admission:      admission,
 	})
 }
 
@@ -211,7 +220,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, Envelope[Event]{Data: newEvent(e)})
+	writeJSON(w, http.StatusCreated, Envelope[Event]{Data: newAdminEvent(e)})
 }
 
 func (s *Server) eventStats(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +236,12 @@ func (s *Server) eventStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Envelope[Stats]{Data: newStats(st)})
+	out := newStats(st)
+	if out.Queue, err = s.queueFigures(ctx, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Envelope[Stats]{Data: out})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,14 @@ func (s *Server) routes() {
 
 	s.handle("POST /api/admin/events", s.admin(s.createEvent))
 	s.handle("GET /api/admin/events/{id}/stats", s.admin(s.eventStats))
+	s.handle("GET /api/admin/events", s.admin(s.listAdminEvents))
+	s.handle("GET /api/admin/events/{id}", s.admin(s.getAdminEvent))
+	s.handle("PATCH /api/admin/events/{id}", s.admin(s.patchEvent))
+	s.handle("DELETE /api/admin/events/{id}", s.admin(s.deleteEvent))
+
+	s.handle("GET /api/events/{id}/queue/challenge", s.queueChallenge)
+	s.handle("POST /api/events/{id}/queue", s.joinHandler())
+	s.handle("GET /api/events/{id}/queue", s.getQueue)
 
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)

@@ -67,6 +67,8 @@ type Config struct {
 	ClientIP func(*http.Request) string
 	// RequestLog configures the one line logged per request.
 	RequestLog RequestLogConfig
+	// WaitingRoom configures the queue endpoints and admission passes.
+	WaitingRoom WaitingRoomConfig
 }
 
 // Limiter decides whether a request may go on.
@@ -103,6 +105,8 @@ type Server struct {
 	limiter        Limiter
 	clientIP       func(*http.Request) string
 	reqLog         *requestLog
+	// wr is the waiting room's HTTP side (queue.go).
+	wr *waitingRoom
 }
 
 // New returns a Server for cfg.
@@ -150,6 +154,7 @@ func New(cfg Config) *Server {
 	}
 	s.metrics = newMetrics(s.registry)
 	s.reqLog = newRequestLog(cfg.RequestLog, s.log, s.registry)
+	s.wr = newWaitingRoom(s, cfg.WaitingRoom, s.registry)
 	s.routes()
 	return s
 }

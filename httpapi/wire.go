@@ -65,8 +65,27 @@ type Event struct {
 	MaxPerVisitor  int64  `json:"max_per_visitor"`
 	// SaleStartsAt is null when the sale is open from the start.
 	SaleStartsAt *Time `json:"sale_starts_at"`
-	CreatedAt    Time  `json:"created_at"`
-	UpdatedAt    Time  `json:"updated_at"`
+	// MaxPerOrder is the most tickets one reserve may take.
+	MaxPerOrder int64 `json:"max_per_order"`
+	// SaleClosed stops reserves.
+	SaleClosed bool `json:"sale_closed"`
+	// WaitingRoom is null when the event has none.
+	WaitingRoom *WaitingRoom `json:"waiting_room"`
+	// Hidden appears in admin answers only.
+	Hidden    *bool `json:"hidden,omitempty"`
+	CreatedAt Time  `json:"created_at"`
+	UpdatedAt Time  `json:"updated_at"`
+}
+
+// WaitingRoom is an event's waiting-room settings on the wire.
+type WaitingRoom struct {
+	AdmitPerMinute int64 `json:"admit_per_minute"`
+	MaxActive      int64 `json:"max_active"`
+	PassSeconds    int64 `json:"pass_seconds"`
+	// PrequeueOpensAt is null when there is no pre-queue.
+	PrequeueOpensAt *Time `json:"prequeue_opens_at"`
+	ChallengeBits   int64 `json:"challenge_bits"`
+	Paused          bool  `json:"paused"`
 }
 
 // Reservation is a reservation on the wire. UserUID is the visitor token.
@@ -90,6 +109,8 @@ type Stats struct {
 	Purchased int64 `json:"purchased"`
 	Expired   int64 `json:"expired"`
 	Cancelled int64 `json:"cancelled"`
+	// Queue is the waiting room's figures, null when the event has none.
+	Queue *QueueStats `json:"queue"`
 }
 
 // Envelope wraps every successful answer: {"data": …}.
@@ -123,12 +144,34 @@ func newEvent(e *ticketrush.Event) Event {
 		Capacity:       e.Capacity,
 		HoldSeconds:    e.HoldSeconds,
 		MaxPerVisitor:  e.MaxPerVisitor,
+		MaxPerOrder:    e.MaxPerOrder,
+		SaleClosed:     e.SaleClosed,
 		CreatedAt:      Time{e.CreatedAt},
 		UpdatedAt:      Time{e.UpdatedAt},
 	}
 	if e.SaleStartsAt != nil {
 		w.SaleStartsAt = &Time{*e.SaleStartsAt}
 	}
+	if r := e.WaitingRoom; r != nil {
+		w.WaitingRoom = &WaitingRoom{
+			AdmitPerMinute: r.AdmitPerMinute,
+			MaxActive:      r.MaxActive,
+			PassSeconds:    r.PassSeconds,
+			ChallengeBits:  r.ChallengeBits,
+			Paused:         r.Paused,
+		}
+		if r.PrequeueOpensAt != nil {
+			w.WaitingRoom.PrequeueOpensAt = &Time{*r.PrequeueOpensAt}
+		}
+	}
+	return w
+}
+
+// newAdminEvent is an event as admin answers show it: with hidden.
+func newAdminEvent(e *ticketrush.Event) Event {
+	w := newEvent(e)
+	hidden := e.Hidden
+	w.Hidden = &hidden
 	return w
 }
 
@@ -192,4 +235,41 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// appendQueueStatus appends {"data": q} exactly as encoding/json would,
+// without reflection: polls are the waiting room's most frequent answer.
+func appendQueueStatus(b []byte, q *QueueStatus) []byte {
+	b = append(b, `{"data":{"event_id":`...)
+	b = strconv.AppendInt(b, q.EventID, 10)
+	b = append(b, `,"state":`...)
+	b = appendString(b, q.State)
+	b = append(b, `,"position":`...)
+	b = appendOptInt(b, q.Position)
+	b = append(b, `,"ahead":`...)
+	b = appendOptInt(b, q.Ahead)
+	b = append(b, `,"estimated_wait_seconds":`...)
+	b = appendOptInt(b, q.EstimatedWaitSeconds)
+	b = append(b, `,"pass":`...)
+	if q.Pass == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, *q.Pass)
+	}
+	b = append(b, `,"pass_expires_at":`...)
+	if q.PassExpiresAt == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = q.PassExpiresAt.UTC().AppendFormat(b, TimeFormat)
+		b = append(b, '"')
+	}
+	return append(b, "}}"...)
+}
+
+func appendOptInt(b []byte, n *int64) []byte {
+	if n == nil {
+		return append(b, "null"...)
+	}
+	return strconv.AppendInt(b, *n, 10)
 }

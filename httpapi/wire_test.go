@@ -25,3 +25,24 @@ func TestAppendReservation(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendQueueStatus: the hand-written encoding of a queue answer is
+// byte for byte what encoding/json writes.
+func TestAppendQueueStatus(t *testing.T) {
+	at := Time{time.Date(2025, 11, 18, 7, 49, 23, 120000000, time.FixedZone("x", 3600))}
+	n, z := int64(1234567), int64(0)
+	pass := "k1.abc_-.def"
+	for _, q := range []QueueStatus{
+		{EventID: 1, State: "prequeue"},
+		{EventID: 1<<63 - 1, State: "waiting", Position: &n, Ahead: &z, EstimatedWaitSeconds: &n},
+		{EventID: 3, State: "admitted", Position: &n, Ahead: &z, EstimatedWaitSeconds: &z, Pass: &pass, PassExpiresAt: &at},
+	} {
+		want, err := json.Marshal(Envelope[QueueStatus]{Data: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendQueueStatus(nil, &q); string(got) != string(want) {
+			t.Errorf("appendQueueStatus:\n got %s\nwant %s", got, want)
+		}
+	}
+}

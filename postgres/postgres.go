@@ -7,10 +7,20 @@
 //
 // Locks are always taken in one order so no two transactions can wait on
 // each other in a cycle: a reserve locks the event row, then touches
-// expired reservation rows only with SKIP LOCKED; cancel, purchase and the
-// sweeper lock reservation rows first and event rows after, the sweeper in
-// event id order. Deadlock and serialization failures are retried anyway,
-// as a safety net.
+// expired reservation rows only with SKIP LOCKED, then inserts its
+// reservations sorted by visitor and Idempotency-Key (one global order for
+// the unique index's entries); cancel, and purchase of an expired hold,
+// lock the event row, then the reservation row; the sweeper locks event
+// rows in id order, then
+// reservation rows with SKIP LOCKED, so it never holds a hold a reserve
+// would skip while it waits for a hot event. The waiting room locks an
+// event's queue row before its entries. Deadlock and serialization failures
+// are retried anyway, as a safety net, and one that remains is
+// EUnavailable: the transaction was rolled back.
+//
+// A failure before a COMMIT was sent is EUnavailable (nothing applied); a
+// lost answer to a COMMIT, or to a write that commits on its own, is
+// EOutcomeUnknown.
 package postgres
 
 import (
@@ -23,10 +33,12 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jackc/puddle/v2"
@@ -47,6 +59,17 @@ const (
 	// DefaultConnectTimeout bounds a connection attempt when the URL sets
 	// no connect_timeout, so an unreachable server fails fast.
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultStatementTimeout and DefaultLockTimeout are the server-side
+	// limits every connection sets unless the URL sets its own: a
+	// statement whose client has gone (a process killed, a network cut)
+	// still ends, and no backend queues on a hot row lock for long.
+	DefaultStatementTimeout = 30 * time.Second
+	DefaultLockTimeout      = 5 * time.Second
+	// cancelDelay is how long after a context ends pgx waits for the
+	// server to answer the cancel request before closing the connection:
+	// short, so a request still ends soon after its deadline when the
+	// server cannot be reached at all.
+	cancelDelay = 300 * time.Millisecond
 )
 
 // maxAttempts is how often a transaction is tried when PostgreSQL aborts it
@@ -61,12 +84,18 @@ type Options struct {
 	Now ticketrush.Clock
 	// MaxConns is the pool size; 0 means DefaultMaxConns.
 	MaxConns int32
+	// EventConns caps the connections the lock strategy's reserves of one
+	// event hold at once; others wait in Go for a turn. 0 means a quarter
+	// of MaxConns (at least 1), which leaves the rest of the pool to
+	// readiness checks, purchases and other events.
+	EventConns int
 }
 
 // Store is a ticketrush.Store on PostgreSQL.
 type Store struct {
 	pool  *pgxpool.Pool
 	clock ticketrush.Clock
+	gates *gates
 }
 
 var _ ticketrush.Store = (*Store)(nil)
@@ -85,15 +114,34 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ticketrush"
 	}
+	for param, def := range map[string]time.Duration{
+		"statement_timeout": DefaultStatementTimeout,
+		"lock_timeout":      DefaultLockTimeout,
+	} {
+		if _, ok := cfg.ConnConfig.RuntimeParams[param]; !ok {
+			cfg.ConnConfig.RuntimeParams[param] = fmt.Sprint(def.Milliseconds())
+		}
+	}
+	// When a context ends mid-query, ask the server to cancel the query
+	// rather than only dropping the socket: a dropped socket leaves the
+	// backend running (or queued on a lock) until it next writes, while
+	// the pool opens a replacement connection.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: cancelDelay}
+	}
 	cfg.MaxConns = opts.MaxConns
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	eventConns := opts.EventConns
+	if eventConns <= 0 {
+		eventConns = max(int(cfg.MaxConns)/4, 1)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, clock: opts.Now}
+	s := &Store{pool: pool, clock: opts.Now, gates: newGates(eventConns)}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -172,11 +220,41 @@ func (s *Store) fail(op string, err error) error {
 		return nil
 	case errors.As(err, &de):
 		return err
-	case unavailable(err):
+	case errors.As(err, new(*inDoubtError)):
+		return ticketrush.OutcomeUnknown(fmt.Errorf("postgres: %s: %w", op, err))
+	case unavailable(err), retryable(err):
+		// A deadlock or serialization failure that outlived its retries
+		// rolled the transaction back: nothing was applied.
 		return ticketrush.Unavailable(fmt.Errorf("postgres: %s: %w", op, err))
 	default:
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
+}
+
+// inDoubtError marks a failure after a COMMIT was sent and before its
+// answer came back: the transaction may or may not have committed.
+type inDoubtError struct{ err error }
+
+func (e *inDoubtError) Error() string { return "outcome unknown: " + e.err.Error() }
+func (e *inDoubtError) Unwrap() error { return e.err }
+
+// afterCommitSent classifies an error of a round trip that carried a
+// COMMIT on a connection that was open when it began. An answer from the
+// server (a PgError) means the transaction failed and was rolled back; any
+// other error (a deadline, a cut connection) leaves the outcome unknown.
+// pgconn's own "safe to retry" mark is no guide here: once a read has
+// failed it reports the connection closed, and marks that safe, although
+// the COMMIT had gone out.
+func afterCommitSent(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) {
+		return err
+	}
+	var de *ticketrush.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return &inDoubtError{err}
 }
 
 // unavailable reports whether err means the database could not be reached
@@ -223,11 +301,19 @@ func retryable(err error) bool {
 	return false
 }
 
+// deadlocks counts the deadlocks PostgreSQL reported to this process, for
+// tests: the lock order is meant to make it stay zero.
+var deadlocks atomic.Int64
+
 // retry runs fn until it succeeds, fails for a reason retrying cannot fix,
 // or has been tried maxAttempts times.
 func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "40P01" {
+			deadlocks.Add(1)
+		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}
@@ -257,7 +343,7 @@ func rollback(conn *pgxpool.Conn) {
 // Column lists, in the order scanEvent and scanReservation read them.
 const (
 	eventColumns = `id, name, ticket_quantity, capacity, hold_seconds, max_per_visitor,
-	sale_starts_at, created_at, updated_at`
+	sale_starts_at, created_at, updated_at, max_per_order, hidden, sale_closed, waiting_room`
 	reservationColumns = `id, event_id, user_uid, status, amount, expires_at,
 	created_at, updated_at, coalesce(idempotency_key, '')`
 	// returningColumns is RETURNING's list: a query reading it from a CTE
@@ -268,10 +354,17 @@ const (
 
 func scanEvent(row pgx.Row) (*ticketrush.Event, error) {
 	var e ticketrush.Event
+	var room []byte
 	if err := row.Scan(&e.ID, &e.Name, &e.TicketQuantity, &e.Capacity, &e.HoldSeconds,
-		&e.MaxPerVisitor, &e.SaleStartsAt, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.MaxPerVisitor, &e.SaleStartsAt, &e.CreatedAt, &e.UpdatedAt,
+		&e.MaxPerOrder, &e.Hidden, &e.SaleClosed, &room); err != nil {
 		return nil, err
 	}
+	w, err := decodeRoom(room)
+	if err != nil {
+		return nil, err
+	}
+	e.WaitingRoom = w
 	if e.SaleStartsAt != nil {
 		t := e.SaleStartsAt.UTC()
 		e.SaleStartsAt = &t
@@ -291,4 +384,14 @@ func scanReservation(row pgx.Row) (*ticketrush.Reservation, error) {
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.UpdatedAt = r.UpdatedAt.UTC()
 	return &r, nil
+}
+
+// rollbackTx ends tx if it is still open. It does not use the request's
+// context: when that has ended (the usual reason to roll back), a rollback
+// under it would fail at once and the pool would close a connection that a
+// server-side cancel had left fit for use.
+func rollbackTx(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = tx.Rollback(ctx)
 }

@@ -1,11 +1,16 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ticketrush/ticketrush"
@@ -15,23 +20,37 @@ import (
 const (
 	lockEvent = `SELECT ` + eventColumns + ` FROM events WHERE id = $1 FOR UPDATE`
 
-	// releaseEventExpired releases the event's expired holds, but only when
-	// its stock is below the demand $3. It skips rows another transaction
-	// has locked (a purchase, a cancel, a sweep): that transaction settles
-	// them itself, and a reserve holding the event row must never wait for
-	// a transaction that may be waiting for the event row.
+	// releaseEventExpired releases the event's oldest expired holds, at
+	// most releaseChunk of them and only as many as bring its stock up to
+	// the demand $3: the work inside the hot transaction stays bounded
+	// however many holds expired at once. It skips rows another
+	// transaction has locked (a purchase or cancel settling them): that
+	// transaction settles them itself, and a reserve holding the event row
+	// must never wait for a transaction that may be waiting for the event
+	// row. The sweeper locks the event row before any hold (see
+	// releaseExpired), so it never holds rows this would skip while it
+	// waits. It returns the tickets released and whether the chunk was
+	// full (more may be left).
 	releaseEventExpired = `
 WITH due AS (
-	SELECT id FROM reservations
+	SELECT id, amount, expires_at FROM reservations
 	WHERE event_id = $1 AND status = 'reserved' AND expires_at <= $2
 		AND (SELECT ticket_quantity FROM events WHERE id = $1) < $3
+	ORDER BY expires_at, id
+	LIMIT $4
 	FOR UPDATE SKIP LOCKED
+), picked AS (
+	SELECT id FROM (
+		SELECT id, sum(amount) OVER (ORDER BY expires_at, id) - amount AS before FROM due
+	) AS d
+	WHERE before < $3 - (SELECT ticket_quantity FROM events WHERE id = $1)
 ), released AS (
 	UPDATE reservations r SET status = 'expired', updated_at = $2
-	FROM due WHERE r.id = due.id
+	FROM picked WHERE r.id = picked.id
 	RETURNING r.amount
 )
-SELECT coalesce(sum(amount), 0)::bigint FROM released`
+SELECT coalesce((SELECT sum(amount) FROM released), 0)::bigint,
+	(SELECT count(*) FROM due) = $4`
 
 	// visitorTotals sums what each visitor holds (unexpired) or bought for
 	// the event, and reads nothing when the event has no per-visitor cap.
@@ -43,7 +62,53 @@ WHERE event_id = $1 AND user_uid = ANY($2::text[])
 GROUP BY user_uid`
 
 	addStock = `UPDATE events SET ticket_quantity = ticket_quantity + $2, updated_at = $3 WHERE id = $1`
+
+	// roomEntries reads the latest queue entry of each visitor, and
+	// nothing when the event has no waiting room.
+	roomEntries = `
+SELECT DISTINCT ON (q.visitor) ` + entryColumns + `
+FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
+WHERE q.event_id = $1 AND q.visitor = ANY($2::text[])
+	AND EXISTS (SELECT 1 FROM events WHERE id = $1 AND waiting_room IS NOT NULL)
+ORDER BY q.visitor, q.attempt DESC`
+
+	// usePass records the hold made with an admission pass.
+	usePass = `UPDATE queue_entries SET reservation_id = $4
+WHERE event_id = $1 AND visitor = $2 AND attempt = $3`
 )
+
+// releaseChunk bounds the expired holds one statement of a reserve
+// releases.
+const releaseChunk = 256
+
+// releaseMore releases further chunks of the event's expired holds until
+// the stock meets demand or none are left, one round trip each.
+func releaseMore(ctx context.Context, q querier, eventID int64, now time.Time, demand int64) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		var full bool
+		// The stock column moves only at the end of the transaction, so
+		// each chunk asks for what the earlier ones left short.
+		if err := q.QueryRow(ctx, releaseEventExpired, eventID, now, demand-total, releaseChunk).Scan(&n, &full); err != nil {
+			return 0, err
+		}
+		total += n
+		if !full || n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// admissionOf checks what comes before the stock in the order of checks:
+// a closed or unstarted sale (as Decide words them), then the waiting
+// room's pass.
+func admissionOf(e *ticketrush.Event, now time.Time, r ticketrush.ReserveRequest, en *ticketrush.QueueEntry) error {
+	if e.SaleClosed || (e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt)) {
+		return ticketrush.Decide(e, now, r, r.Amount, 0)
+	}
+	return ticketrush.CheckAdmission(e, en, now, r)
+}
 
 // Statements of the lock strategy.
 const (
@@ -76,12 +141,17 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 }
 
 func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ticketrush.Reservation, error) {
+	release, err := s.gates.enter(ctx, r.EventID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	now := s.now()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	defer rollbackTx(tx)
 
 	e, err := scanEvent(tx.QueryRow(ctx, lockEvent, r.EventID))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -103,9 +173,23 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 		}
 	}
 
+	var pass *ticketrush.QueueEntry
+	if e.WaitingRoom != nil {
+		en, err := scanEntry(e.ID, now, tx.QueryRow(ctx, selectEntry, e.ID, r.VisitorToken))
+		switch {
+		case err == nil:
+			pass = &en.e
+		case !errors.Is(err, pgx.ErrNoRows):
+			return nil, err
+		}
+	}
+	if err := admissionOf(e, now, r, pass); err != nil {
+		return nil, err
+	}
+
 	stock, released := e.TicketQuantity, int64(0)
 	if stock < r.Amount {
-		if err := tx.QueryRow(ctx, releaseEventExpired, e.ID, now, r.Amount).Scan(&released); err != nil {
+		if released, err = releaseMore(ctx, tx, e.ID, now, r.Amount); err != nil {
 			return nil, err
 		}
 		stock += released
@@ -146,6 +230,11 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 		if err != nil {
 			return nil, err
 		}
+		if e.WaitingRoom != nil {
+			if _, err := tx.Exec(ctx, usePass, e.ID, r.VisitorToken, r.Admission, res.ID); err != nil {
+				return nil, err
+			}
+		}
 	} else if released > 0 {
 		// The refusal stands, but the expired holds it released are back
 		// on sale.
@@ -153,8 +242,12 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 			return nil, err
 		}
 	}
+	if tx.Conn().IsClosed() {
+		// Nothing can be sent: the server rolls the transaction back.
+		return nil, pgconn.ErrConnClosed
+	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, err
+		return nil, afterCommitSent(err)
 	}
 	if refused != nil {
 		return nil, refused
@@ -172,16 +265,29 @@ WHERE (user_uid, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[
 	// Ids are drawn in a CTE that is read twice, so PostgreSQL evaluates
 	// it once, and returned with each request's position: the mapping from
 	// id to request never depends on the order RETURNING happens to use.
+	//
+	// Rows go in in the order given, which reserveBatch sorts by visitor
+	// and key: every transaction takes the unique index's entries in one
+	// global order, so two batches of different events sharing a visitor's
+	// keys crosswise wait for each other at most one way, never in a cycle.
+	// A request that used an admission pass ($7, the entry's attempt) has
+	// the hold recorded on its queue entry in the same statement.
 	insertReservations = `
 WITH new AS (
-	SELECT nextval('reservations_id_seq') AS id, t.ord, t.user_uid, t.amount, t.idempotency_key
-	FROM unnest($1::text[], $2::bigint[], $3::text[])
-		WITH ORDINALITY AS t(user_uid, amount, idempotency_key, ord)
+	SELECT nextval('reservations_id_seq') AS id, t.ord, t.user_uid, t.amount, t.idempotency_key,
+		t.admission
+	FROM unnest($1::text[], $2::bigint[], $3::text[], $7::bigint[])
+		WITH ORDINALITY AS t(user_uid, amount, idempotency_key, admission, ord)
 ), inserted AS (
 	INSERT INTO reservations (id, event_id, user_uid, status, amount, expires_at,
 		idempotency_key, created_at, updated_at)
 	SELECT id, $4, user_uid, 'reserved', amount, $5, nullif(idempotency_key, ''), $6, $6
+	FROM new ORDER BY ord
+), passes AS (
+	UPDATE queue_entries q SET reservation_id = new.id
 	FROM new
+	WHERE new.admission > 0 AND q.event_id = $4 AND q.visitor = new.user_uid
+		AND q.attempt = new.admission
 )
 SELECT id, ord FROM new`
 )
@@ -260,13 +366,21 @@ func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	if len(keys) > 0 {
 		b.Queue(findIdempotentMany, keyVisitors, keys)
 	}
-	b.Queue(releaseEventExpired, eventID, now, demand)
+	b.Queue(releaseEventExpired, eventID, now, demand, releaseChunk)
 	b.Queue(visitorTotals, eventID, visitors, now)
-	st, err := readBatchState(conn.SendBatch(ctx, b), len(keys) > 0)
+	b.Queue(roomEntries, eventID, visitors)
+	st, err := readBatchState(conn.SendBatch(ctx, b), len(keys) > 0, now)
 	if err != nil {
 		return nil, err
 	}
 	e := st.event
+	if e != nil && st.more && e.TicketQuantity+st.released < demand {
+		more, err := releaseMore(ctx, conn, eventID, now, demand-st.released)
+		if err != nil {
+			return nil, err
+		}
+		st.released += more
+	}
 	if e == nil {
 		for i := range results {
 			if results[i].Err == nil {
@@ -308,9 +422,22 @@ func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 				continue
 			}
 		}
+		var pass *ticketrush.QueueEntry
+		if en := st.entries[r.VisitorToken]; en != nil {
+			pass = &en.e
+		}
+		if err := admissionOf(e, now, r, pass); err != nil {
+			results[i].Err = err
+			continue
+		}
 		if err := ticketrush.Decide(e, now, r, stock, st.held[r.VisitorToken]); err != nil {
 			results[i].Err = err
 			continue
+		}
+		if e.WaitingRoom != nil {
+			// The pass is used: a second request with it in this batch
+			// is refused as CheckAdmission refuses a used one.
+			pass.ReservationID = -1
 		}
 		stock -= r.Amount
 		taken += r.Amount
@@ -336,17 +463,28 @@ func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		b.Queue(addStock, e.ID, st.released-taken, now)
 	}
 	if len(inserts) > 0 {
+		slices.SortStableFunc(inserts, func(i, j int) int {
+			return cmp.Or(strings.Compare(reqs[i].VisitorToken, reqs[j].VisitorToken),
+				strings.Compare(reqs[i].IdempotencyKey, reqs[j].IdempotencyKey))
+		})
 		users := make([]string, len(inserts))
 		amounts := make([]int64, len(inserts))
 		ikeys := make([]string, len(inserts))
+		admissions := make([]int64, len(inserts))
 		for n, i := range inserts {
 			users[n], amounts[n], ikeys[n] = reqs[i].VisitorToken, reqs[i].Amount, reqs[i].IdempotencyKey
+			if e.WaitingRoom != nil {
+				admissions[n] = reqs[i].Admission
+			}
 		}
-		b.Queue(insertReservations, users, amounts, ikeys, e.ID, expires, now)
+		b.Queue(insertReservations, users, amounts, ikeys, e.ID, expires, now, admissions)
 	}
 	b.Queue("COMMIT")
+	if conn.Conn().IsClosed() {
+		return nil, pgconn.ErrConnClosed
+	}
 	if err := writeBatch(ctx, conn, b, st.released > 0 || taken > 0, results, inserts); err != nil {
-		return nil, err
+		return nil, afterCommitSent(err)
 	}
 	for _, rep := range repeats {
 		results[rep[0]].Reservation = clone(results[rep[1]].Reservation)
@@ -359,10 +497,12 @@ type batchState struct {
 	event    *ticketrush.Event // nil when the event does not exist
 	previous map[idemKey]*ticketrush.Reservation
 	released int64
+	more     bool // the release stopped at its chunk
 	held     map[string]int64
+	entries  map[string]*entry // latest queue entries, when the event has a room
 }
 
-func readBatchState(br pgx.BatchResults, withKeys bool) (*batchState, error) {
+func readBatchState(br pgx.BatchResults, withKeys bool, now time.Time) (*batchState, error) {
 	st, err := func() (*batchState, error) {
 		st := &batchState{}
 		if _, err := br.Exec(); err != nil {
@@ -389,12 +529,29 @@ func readBatchState(br pgx.BatchResults, withKeys bool) (*batchState, error) {
 				st.previous[idemKey{p.UserUID, p.IdempotencyKey}] = p
 			}
 		}
-		if err := br.QueryRow().Scan(&st.released); err != nil {
+		if err := br.QueryRow().Scan(&st.released, &st.more); err != nil {
 			return nil, err
 		}
 		rows, _ := br.Query()
 		st.held, err = collectTotals(rows)
 		if err != nil {
+			return nil, err
+		}
+		st.entries = map[string]*entry{}
+		rows, _ = br.Query()
+		for rows.Next() {
+			var eventID int64
+			if st.event != nil {
+				eventID = st.event.ID
+			}
+			en, err := scanEntry(eventID, now, rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			st.entries[en.e.Visitor] = en
+		}
+		if err := rows.Err(); err != nil {
 			return nil, err
 		}
 		return st, nil

@@ -233,6 +233,18 @@ func TestCluster(t *testing.T) {
 		raceKeyAcrossEvents(t, s)
 	})
 
+	t.Run("ResentScripts", func(t *testing.T) {
+		resentScripts(t, addrs)
+	})
+
+	t.Run("RunRecords", func(t *testing.T) {
+		runRecords(t, addrs)
+	})
+
+	t.Run("SlotMigration", func(t *testing.T) {
+		slotMigration(t, addrs)
+	})
+
 	t.Run("RefusedKeyIsFree", func(t *testing.T) {
 		s := open(t, uniquePrefix(), nil)
 		defer s.Close()

@@ -19,6 +19,21 @@
 //	                     "visitor:expires_at:number:amount", so one visitor's
 //	                     unexpired holds are one ZRANGEBYLEX (max_per_visitor)
 //	tr:{e:42}:vbought    hash: visitor -> tickets bought (max_per_visitor)
+//	tr:{e:42}            also: max_per_order, hidden, sale_closed, and the
+//	                     waiting room (wr, wr_apm, wr_max_active, wr_pass,
+//	                     wr_preopen, wr_bits, wr_paused)
+//	tr:{e:42}:q          hash: visitor -> queue entry record
+//	tr:{e:42}:qstate     hash: the queue's counters (closed, pre, next,
+//	                     assigned, done, tail, serving, admitted, last,
+//	                     npre, nwait)
+//	tr:{e:42}:qpre       list: the pre-queue in join order, before the shuffle
+//	tr:{e:42}:qshuffle   sorted set: pre-queue visitors by random key
+//	tr:{e:42}:qorder     hash: position -> visitor, given and not yet admitted
+//	tr:{e:42}:qactive    sorted set: admitted visitors not yet done, scored
+//	                     by when they stop being active
+//	tr:{e:42}:qstamps    sorted set: admission stamps of the last 60 s
+//	tr:{e:42}:run:ID:TTL a write script's answer, kept TTL s (Cluster only;
+//	                     see below)
 //	tr:{e:42}:idem       hash: "visitor key" -> reservation id (Cluster only)
 //	tr:{v:UUID}:idem     hash: Idempotency-Key -> reservation id (one primary)
 //	tr:{v:UUID}:claims   hash: Idempotency-Key -> event id (Cluster only)
@@ -86,9 +101,27 @@
 // primary acknowledged, whatever the fsync policy (WAIT narrows but does not
 // close that window).
 //
-// Commands are not retried behind the caller's back on a single Redis: a
-// lost reply may mean the script ran, so the caller gets EUnavailable and
-// may retry with its Idempotency-Key. The Cluster client does retry on a
-// broken connection, as it must to follow failovers; the worst a repeated
-// reserve can do is create a second hold, which expires.
+// Lost replies. A write whose reply is lost after the command was sent
+// may have run: the caller gets EOutcomeUnknown and may retry with its
+// Idempotency-Key. A failure before anything was sent (no connection, pool
+// timeout, a context already done) is EUnavailable. On a single Redis the
+// client does not send a command twice. The Cluster client does, after a
+// broken connection, in the same loop that follows MOVED and ASK (which
+// must stay on); so every write script that would answer differently the
+// second time (reserve, reserve_batch, purchase, join, advance,
+// delete_event) first looks for a run record under its call's run id and
+// returns the first run's answer, and records its own answer for 30 s more
+// than the call's deadline leaves (no attempt can start after it). A
+// single Redis keeps no run records.
+// create_event answers from the event hash its id names, claim from the
+// claim's run id; cancel, release_expired and update_event are harmless to
+// repeat.
+//
+// # Bounded work
+//
+// A script blocks the whole server while it runs, so none loops over an
+// unbounded set: a reserve releases only the expired holds it needs, at most
+// releaseChunk per call (the script answers "more" and Go calls again), the
+// sweep releases in the same chunks, and a queue step shuffles, expires or
+// admits at most ticketrush.QueueChunk entries.
 package redis

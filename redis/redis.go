@@ -2,9 +2,13 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,6 +49,10 @@ type Options struct {
 	// Cluster makes Open treat its URL as a Redis Cluster seed, with more
 	// nodes in addr= query parameters (as goredis.ParseClusterURL reads it).
 	Cluster bool
+	// Dialer, when set, opens the connections to Redis instead of a plain
+	// TCP (or TLS) dial: for tunnels, and for tests that put a relay in
+	// between.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Store is a ticketrush.Store on Redis or Redis Cluster. It is safe for
@@ -72,7 +80,19 @@ var (
 	releaseExpiredScript = script("release_expired")
 	claimScript          = script("claim")
 	unclaimScript        = script("unclaim")
+	createFirstScript    = script("create_first")
+	updateEventScript    = script("update_event")
+	deleteEventScript    = script("delete_event")
+	joinScript           = script("join")
+	advanceScript        = script("advance")
+	entryScript          = script("entry")
+	queueStatsScript     = script("queue_stats")
 )
+
+// releaseChunk is RELEASE_CHUNK in lua/lib.lua: the most expired holds one
+// script call releases, so that no call blocks Redis for long when many
+// holds expire at once (the five-minute mark after an opening).
+const releaseChunk = 100
 
 // script loads lua/name.lua, after lua/lib.lua for the scripts that need it.
 func script(name string) *goredis.Script {
@@ -80,7 +100,7 @@ func script(name string) *goredis.Script {
 	if err != nil {
 		panic(err)
 	}
-	if name == "claim" || name == "unclaim" {
+	if name == "claim" || name == "unclaim" || name == "create_first" {
 		return goredis.NewScript(string(body))
 	}
 	lib, err := luaFiles.ReadFile("lua/lib.lua")
@@ -106,14 +126,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	// A reserve is not idempotent: a command whose reply was lost may have
-	// run, so it is never sent twice behind the caller's back. The caller
-	// gets EUnavailable and may retry with its Idempotency-Key.
+	// A command whose reply was lost may have run, so it is never sent
+	// again behind the caller's back (and the scripts keep no run records
+	// here, see newRun): the caller gets EOutcomeUnknown and may retry with
+	// its Idempotency-Key.
 	if o.MaxRetries == 0 {
 		o.MaxRetries = -1
 	}
 	o.ContextTimeoutEnabled = true
-	s, err := newStore(goredis.NewClient(o), opts, false)
+	if opts.Dialer != nil {
+		o.Dialer = opts.Dialer
+	}
+	c := goredis.NewClient(o)
+	c.AddHook(lostReplyHook{})
+	s, err := newStore(c, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +167,17 @@ func OpenCluster(ctx context.Context, addrs []string, opts Options) (*Store, err
 
 func openCluster(ctx context.Context, o *goredis.ClusterOptions, opts Options) (*Store, error) {
 	o.ContextTimeoutEnabled = true
-	s, err := newStore(goredis.NewClusterClient(o), opts, true)
+	if opts.Dialer != nil {
+		o.Dialer = opts.Dialer
+	}
+	// The cluster client sends a command again after a lost reply (up to
+	// MaxRedirects times, the same loop that follows MOVED and ASK), so
+	// every write script keeps a run record and answers a repeat as its
+	// first run did. The hook sits on each node's client, under that loop,
+	// so it sees every attempt.
+	c := goredis.NewClusterClient(o)
+	c.OnNewNode(func(n *goredis.Client) { n.AddHook(lostReplyHook{}) })
+	s, err := newStore(c, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +277,46 @@ func (s *Store) eventBase(id int64) string {
 	return s.prefix + ":{e:" + strconv.FormatInt(id, 10) + "}"
 }
 
-// eventKeys are KEYS[1..5] of every event script, in lua/lib.lua's order.
-func (s *Store) eventKeys(id int64, extra int) []string {
+// nk is NK in lua/lib.lua: the keys every event script takes first.
+const nk = 13
+
+// eventKeys are KEYS[1..nk] of every event script, in lua/lib.lua's order,
+// with room for extra more. run names the call's run record (see
+// newRun); "" for a script that keeps none.
+func (s *Store) eventKeys(id int64, run string, extra int) []string {
 	b := s.eventBase(id)
-	keys := make([]string, 5, 5+extra)
-	keys[0], keys[1], keys[2], keys[3], keys[4] = b, b+":res", b+":holds", b+":vholds", b+":vbought"
-	return keys
+	return append(make([]string, 0, nk+extra), b, b+":res", b+":holds", b+":vholds", b+":vbought",
+		b+":q", b+":qstate", b+":qpre", b+":qshuffle", b+":qorder", b+":qactive", b+":qstamps",
+		b+":run:"+run)
+}
+
+// newRun names one call's run record: the script writes its answer there
+// so that the same call sent again answers as the first run did instead of
+// running twice. Only the Cluster client sends a call again (after a lost
+// reply, in the loop that follows MOVED and ASK); on a single Redis nothing
+// does, so there it returns "" and the scripts keep no record. The name
+// carries how long the record lives: past the context's deadline no
+// attempt of this call can start, and runSlack covers one that started just
+// before it.
+func (s *Store) newRun(ctx context.Context) string {
+	if !s.cluster {
+		return ""
+	}
+	ttl := runSlack
+	if d, ok := ctx.Deadline(); ok {
+		ttl = min(max(time.Until(d)+runSlack, runSlack), time.Hour)
+	}
+	return runID() + ":" + strconv.FormatInt(int64(ttl/time.Second), 10)
+}
+
+// runSlack is the least time a run record is kept.
+const runSlack = 30 * time.Second
+
+// runID returns 24 random hex digits.
+func runID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (s *Store) indexKey() string   { return s.prefix + ":events" }
@@ -298,9 +368,10 @@ func splitID(id int64) (eventID, number int64, ok bool) {
 // Errors.
 
 // fail turns a client error into the store's: a domain error passes
-// through; a Redis that cannot be reached, or cannot serve writes right now,
-// is EUnavailable; any other reply from Redis (a script bug, a wrong type)
-// is an internal error.
+// through; a Redis that cannot be reached, or cannot serve the command right
+// now, is EUnavailable; any other reply from Redis (a script bug, a wrong
+// type) is an internal error. It suits reads, and writes that failed before
+// anything was sent; see failWrite.
 func (s *Store) fail(err error) error {
 	if err == nil {
 		return nil
@@ -314,6 +385,104 @@ func (s *Store) fail(err error) error {
 		return fmt.Errorf("redis: %w", err)
 	}
 	return ticketrush.Unavailable(err)
+}
+
+// failWrite is fail for a write script called with a context from
+// writing: when any attempt's reply was lost after the command went out
+// (the connection broke or the deadline passed while waiting for the
+// answer), the script may have run, and the outcome is EOutcomeUnknown.
+// A failure before anything was sent (no connection, pool timeout, a
+// context already done) stays EUnavailable.
+func (s *Store) failWrite(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *ticketrush.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if f, ok := ctx.Value(sentKey{}).(*sentFlag); (ok && f.lost.Load()) || lostReply(err) {
+		return ticketrush.OutcomeUnknown(err)
+	}
+	return s.fail(err)
+}
+
+// lostReply reports whether err ended a command after it was written: a
+// failed or timed-out read of the reply, or the connection closed under it.
+// go-redis writes the whole command before it reads, and a failed write
+// leaves the server an incomplete command it never runs.
+func lostReply(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op == "read"
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+type sentKey struct{}
+
+// sentFlag records, for one write, whether some attempt lost its reply.
+// depth and setupFailed tell the command itself from the commands that set
+// up a new connection for it (HELLO, SELECT…), which go-redis runs through
+// the same hooks, nested, with the same context: a connection whose set-up
+// failed never carried the command.
+type sentFlag struct {
+	lost        atomic.Bool
+	depth       atomic.Int32
+	setupFailed atomic.Bool
+}
+
+// writing returns ctx marked so that the hook records lost replies of the
+// commands sent with it.
+func writing(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sentKey{}, &sentFlag{})
+}
+
+// lostReplyHook marks the write's sentFlag when an attempt loses its reply.
+// On a cluster it sits on every node's client, so it sees each attempt of
+// the cluster client's retry loop, of which only the last error returns.
+type lostReplyHook struct{}
+
+func (lostReplyHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (lostReplyHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		f, ok := ctx.Value(sentKey{}).(*sentFlag)
+		if !ok {
+			return next(ctx, cmd)
+		}
+		defer f.depth.Add(-1)
+		if f.depth.Add(1) > 1 {
+			err := next(ctx, cmd)
+			if brokenConn(err) {
+				f.setupFailed.Store(true)
+			}
+			return err
+		}
+		f.setupFailed.Store(false)
+		err := next(ctx, cmd)
+		if err != nil && lostReply(err) && !f.setupFailed.Load() {
+			f.lost.Store(true)
+		}
+		return err
+	}
+}
+
+func (lostReplyHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		if f, ok := ctx.Value(sentKey{}).(*sentFlag); ok && f.depth.Load() > 0 && brokenConn(err) {
+			f.setupFailed.Store(true)
+		}
+		return err
+	}
+}
+
+// brokenConn reports whether err broke the connection (rather than being
+// Redis' answer).
+func brokenConn(err error) bool {
+	var ne net.Error
+	return err != nil && (errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
 // transient lists the replies of a Redis that works but cannot serve this
@@ -334,23 +503,48 @@ func outcome(answer string) error {
 	code, arg, _ := strings.Cut(strings.TrimPrefix(answer, "!"), " ")
 	switch code {
 	case ticketrush.EEventNotFound:
-		return ticketrush.Errorf(code, "Event not found.")
+		return ticketrush.ErrEventNotFound()
 	case ticketrush.EReservationNotFound:
-		return ticketrush.Errorf(code, "Reservation not found.")
+		return ticketrush.ErrReservationNotFound()
 	case ticketrush.ESaleNotStarted:
-		return ticketrush.Errorf(code, "The sale for this event has not started yet.")
+		return ticketrush.ErrSaleNotStarted()
 	case ticketrush.EVisitorLimit:
-		return ticketrush.Errorf(code, "This would exceed the limit of %s tickets per visitor.", arg)
+		limit, _ := strconv.ParseInt(arg, 10, 64)
+		return ticketrush.ErrVisitorLimit(limit)
 	case ticketrush.ENotEnoughTickets:
-		return ticketrush.Errorf(code, "Not enough tickets available.")
+		return ticketrush.ErrNotEnoughTickets()
 	case ticketrush.EIdempotencyKeyReused:
 		return ticketrush.ErrIdempotencyKeyReused()
 	case ticketrush.EAlreadyPurchased:
-		return ticketrush.Errorf(code, "This reservation already purchased.")
+		return ticketrush.ErrAlreadyPurchased()
 	case ticketrush.ECancelled:
-		return ticketrush.Errorf(code, "This reservation was cancelled.")
+		return ticketrush.ErrCancelled()
 	case ticketrush.EExpired:
-		return ticketrush.Errorf(code, "Reservation has expired.")
+		return ticketrush.ErrExpired()
+	case ticketrush.ESaleClosed:
+		return ticketrush.ErrSaleClosed()
+	case ticketrush.EOrderLimit:
+		n, _ := strconv.ParseInt(arg, 10, 64)
+		return ticketrush.ErrOrderLimit(n)
+	case ticketrush.EAdmissionRequired:
+		return ticketrush.ErrAdmissionRequired()
+	case ticketrush.EAdmissionInvalid:
+		if arg == "used" {
+			return ticketrush.ErrAdmissionUsed()
+		}
+		return ticketrush.ErrAdmissionInvalid()
+	case ticketrush.EAdmissionExpired:
+		return ticketrush.ErrAdmissionExpired()
+	case ticketrush.EEventHasReservations:
+		return ticketrush.ErrEventHasReservations()
+	case ticketrush.EWaitingRoomNotFound:
+		return ticketrush.ErrWaitingRoomNotFound()
+	case ticketrush.ENotInQueue:
+		return ticketrush.ErrNotInQueue()
+	case ticketrush.EQueueNotOpen:
+		return ticketrush.ErrQueueNotOpen()
+	case ticketrush.EChallengeFailed:
+		return ticketrush.ErrChallengeUsed()
 	case "ids_exhausted":
 		return errors.New("redis: the event has used all its reservation ids")
 	}

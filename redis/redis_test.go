@@ -468,3 +468,9 @@ func refusedKeyIsFree(t *testing.T, s ticketrush.Store) {
 		t.Errorf("repeat = %+v, %v; want reservation %d", again, err, r.ID)
 	}
 }
+
+func (c *fixedClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}

@@ -12,7 +12,7 @@ import (
 )
 
 func errReservationNotFound() error {
-	return ticketrush.Errorf(ticketrush.EReservationNotFound, "Reservation not found.")
+	return ticketrush.ErrReservationNotFound()
 }
 
 // Reservation returns a reservation of the given visitor as stored: a hold
@@ -43,23 +43,24 @@ func (s *Store) Reservation(ctx context.Context, id int64, visitor string) (*tic
 // Purchase turns the visitor's unexpired hold into a sale, in one call of
 // purchase.lua.
 func (s *Store) Purchase(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
-	return s.settle(ctx, purchaseScript, id, visitor)
+	return s.settle(ctx, purchaseScript, id, visitor, s.newRun(ctx))
 }
 
 // Cancel puts the visitor's hold back on sale at once, in one call of
 // cancel.lua.
 func (s *Store) Cancel(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
-	return s.settle(ctx, cancelScript, id, visitor)
+	return s.settle(ctx, cancelScript, id, visitor, "")
 }
 
-func (s *Store) settle(ctx context.Context, sc *goredis.Script, id int64, visitor string) (*ticketrush.Reservation, error) {
+func (s *Store) settle(ctx context.Context, sc *goredis.Script, id int64, visitor, run string) (*ticketrush.Reservation, error) {
 	eventID, n, ok := splitID(id)
 	if !ok {
 		return nil, errReservationNotFound()
 	}
-	answer, err := sc.Run(ctx, s.rdb, s.eventKeys(eventID, 0), s.clockArg(), n, strings.ToLower(visitor)).Text()
+	ctx = writing(ctx)
+	answer, err := sc.Run(ctx, s.rdb, s.eventKeys(eventID, run, 0), s.clockArg(), n, strings.ToLower(visitor)).Text()
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.failWrite(ctx, err)
 	}
 	if strings.HasPrefix(answer, "!") {
 		return nil, outcome(answer)
@@ -77,8 +78,9 @@ const clockSlack = 2 * time.Second
 
 // ReleaseExpired releases at most limit expired holds across all events. It
 // reads the earliest expiry of each event in one pipeline, then runs
-// release_expired.lua on the events that have expired holds, each with what
-// is left of limit. The script takes holds out of the event's holds set and
+// release_expired.lua on the events that have expired holds, each call
+// releasing at most releaseChunk of them (so no call blocks Redis for
+// long), until the event has none left or limit is reached. The script takes holds out of the event's holds set and
 // releases them in one atomic step, so a hold is released exactly once
 // however many processes sweep at the same time.
 func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
@@ -115,13 +117,19 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 			if len(z) == 0 || z[0].Score > horizon {
 				continue
 			}
-			n, err := releaseExpiredScript.Run(ctx, s.rdb, s.eventKeys(id, 0), s.clockArg(), limit-released).Int()
-			if err != nil {
-				return released, s.fail(err)
-			}
-			released += n
-			if released >= limit {
-				return released, nil
+			for {
+				want := min(limit-released, releaseChunk)
+				n, err := releaseExpiredScript.Run(ctx, s.rdb, s.eventKeys(id, "", 0), s.clockArg(), want).Int()
+				if err != nil {
+					return released, s.fail(err)
+				}
+				released += n
+				if released >= limit {
+					return released, nil
+				}
+				if n < want {
+					break
+				}
 			}
 		}
 	}

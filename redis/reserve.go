@@ -13,7 +13,9 @@ import (
 // reads the event, releases its expired holds if stock is short, checks and
 // writes, atomically. It is the Redis counterpart of the original's
 // transaction on a locked event row, and the baseline ReserveBatch is
-// measured against.
+// measured against. When the stock is short by more expired holds than one
+// call may release (releaseChunk), the script releases a chunk and asks to
+// be called again, so no call blocks Redis for long.
 func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ticketrush.Reservation, error) {
 	r, err := normalize(r)
 	if err != nil {
@@ -27,19 +29,26 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	if err != nil {
 		return nil, err
 	}
-	keys := append(s.eventKeys(r.EventID, 1), s.idemKeyFor(r))
-	answer, err := reserveScript.Run(ctx, s.rdb, keys, s.clockArg(), r.EventID, r.Amount,
-		r.VisitorToken, r.IdempotencyKey, s.idemField(r.VisitorToken, r.IdempotencyKey), cl.conflictArg(0)).Text()
-	if err != nil {
-		// The script may have run: the claim stays, as the key may now
-		// have a reservation.
-		return nil, s.fail(err)
+	ctx = writing(ctx)
+	for {
+		keys := append(s.eventKeys(r.EventID, s.newRun(ctx), 1), s.idemKeyFor(r))
+		answer, err := reserveScript.Run(ctx, s.rdb, keys, s.clockArg(), r.EventID, r.Amount,
+			r.VisitorToken, r.IdempotencyKey, s.idemField(r.VisitorToken, r.IdempotencyKey),
+			cl.conflictArg(0), r.Admission).Text()
+		if err != nil {
+			// The script may have run: the claim stays, as the key may now
+			// have a reservation.
+			return nil, s.failWrite(ctx, err)
+		}
+		if answer == "!more" {
+			continue
+		}
+		if strings.HasPrefix(answer, "!") {
+			s.unclaim(ctx, r.EventID, reqs, cl, []bool{false})
+			return nil, outcome(answer)
+		}
+		return parseNumbered(r.EventID, answer)
 	}
-	if strings.HasPrefix(answer, "!") {
-		s.unclaim(ctx, r.EventID, reqs, cl, []bool{false})
-		return nil, outcome(answer)
-	}
-	return parseNumbered(r.EventID, answer)
 }
 
 // ReserveBatch is group commit: the whole batch is one call of
@@ -48,6 +57,13 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 // batch left them. Redis runs one script at a time, so the batch is atomic
 // against every other script, from this process or another; with
 // appendfsync always, its one AOF write is its one fsync.
+//
+// The exception is a batch that finds the stock short by more expired
+// holds than one call may release (releaseChunk): the script stops at the
+// request that needs more, having decided the ones before it, and the rest
+// of the batch goes in another call, so no call blocks Redis for long. Each
+// request is still decided once, in order; should a later call fail, the
+// requests it carried get the error and the earlier ones their results.
 func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -82,34 +98,53 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	if err != nil {
 		return nil, err
 	}
-	keys := s.eventKeys(eventID, len(batch))
-	args := make([]any, 0, 3+5*len(batch))
-	args = append(args, s.clockArg(), eventID, len(batch))
-	for j, r := range batch {
-		keys = append(keys, s.idemKeyFor(r))
-		args = append(args, r.Amount, r.VisitorToken, r.IdempotencyKey,
-			s.idemField(r.VisitorToken, r.IdempotencyKey), cl.conflictArg(j))
-	}
-	answers, err := reserveBatchScript.Run(ctx, s.rdb, keys, args...).StringSlice()
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	if len(answers) != len(batch) {
-		return nil, fmt.Errorf("redis: batch script answered %d of %d requests", len(answers), len(batch))
-	}
+	ctx = writing(ctx)
 	granted := make([]bool, len(batch))
-	for j, answer := range answers {
-		i := todo[j]
-		if strings.HasPrefix(answer, "!") {
-			results[i].Err = outcome(answer)
-			continue
+	for from := 0; from < len(batch); {
+		part := batch[from:]
+		keys := s.eventKeys(eventID, s.newRun(ctx), len(part))
+		args := make([]any, 0, 3+6*len(part))
+		args = append(args, s.clockArg(), eventID, len(part))
+		for j, r := range part {
+			keys = append(keys, s.idemKeyFor(r))
+			args = append(args, r.Amount, r.VisitorToken, r.IdempotencyKey,
+				s.idemField(r.VisitorToken, r.IdempotencyKey), cl.conflictArg(from+j), r.Admission)
 		}
-		res, err := parseNumbered(eventID, answer)
+		answers, err := reserveBatchScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 		if err != nil {
-			return nil, err
+			err = s.failWrite(ctx, err)
+			if from == 0 {
+				return nil, err
+			}
+			for j := from; j < len(batch); j++ {
+				results[todo[j]].Err = err
+			}
+			break
 		}
-		results[i].Reservation = res
-		granted[j] = true
+		if len(answers) == 0 || len(answers) > len(part) ||
+			(len(answers) < len(part) && answers[len(answers)-1] != "!more") {
+			return nil, fmt.Errorf("redis: batch script answered %d of %d requests", len(answers), len(part))
+		}
+		for j, answer := range answers {
+			if answer == "!more" {
+				break
+			}
+			i := todo[from+j]
+			if strings.HasPrefix(answer, "!") {
+				results[i].Err = outcome(answer)
+				continue
+			}
+			res, err := parseNumbered(eventID, answer)
+			if err != nil {
+				return nil, err
+			}
+			results[i].Reservation = res
+			granted[from+j] = true
+		}
+		from += len(answers)
+		if answers[len(answers)-1] == "!more" {
+			from--
+		}
 	}
 	s.unclaim(ctx, eventID, batch, cl, granted)
 	return results, nil
@@ -193,7 +228,7 @@ func (s *Store) claim(ctx context.Context, eventID int64, batch []ticketrush.Res
 		first[k] = len(calls)
 		callOf = append(callOf, len(calls))
 		calls = append(calls, call{keys: []string{s.claimKey(r.VisitorToken)},
-			args: []any{r.IdempotencyKey, eventID}})
+			args: []any{r.IdempotencyKey, eventID, runID()}})
 	}
 	if len(calls) == 0 {
 		return c, nil

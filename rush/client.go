@@ -68,6 +68,7 @@ type answer struct {
 	retryAfter time.Duration
 	shed       bool // 429 or 503 with Retry-After: the server chose not to serve it now
 	url        string
+	header     http.Header
 }
 
 func (a answer) String() string {
@@ -106,6 +107,9 @@ type request struct {
 	visitor string
 	idemKey string
 	admin   bool
+	// header holds further request headers (Admission-Pass,
+	// X-Forwarded-For).
+	header http.Header
 }
 
 // do sends q and reads its answer within the per-request timeout.
@@ -140,6 +144,9 @@ func (r *runner) do(ctx context.Context, q request) answer {
 	if q.admin {
 		req.Header.Set("Authorization", "Bearer "+r.cfg.AdminToken)
 	}
+	for k, v := range q.header {
+		req.Header[k] = v
+	}
 	start := time.Now()
 	resp, err := r.client.Do(req)
 	if err == nil {
@@ -154,6 +161,7 @@ func (r *runner) do(ctx context.Context, q request) answer {
 		return a
 	}
 	a.status = resp.StatusCode
+	a.header = resp.Header
 	if a.status >= 400 {
 		var eb httpapi.ErrorBody
 		if json.Unmarshal(a.body, &eb) == nil {

@@ -11,21 +11,36 @@ import (
 // as one JSON array and read it back with json_each, so one prepared
 // statement serves every batch size.
 
+// eventColumns are read FROM eventsFrom: an event with its waiting room's
+// settings, NULL when it has none.
 const eventColumns = `e.id, e.name, e.ticket_quantity, e.capacity, e.hold_seconds,
-	e.max_per_visitor, e.sale_starts_at, e.created_at, e.updated_at`
+	e.max_per_visitor, e.sale_starts_at, e.created_at, e.updated_at,
+	e.max_per_order, e.hidden, e.sale_closed,
+	w.admit_per_minute, w.max_active, w.pass_seconds, w.prequeue_opens_at,
+	w.challenge_bits, w.paused`
+
+const eventsFrom = ` FROM events AS e LEFT JOIN waiting_rooms AS w ON w.event_id = e.id`
 
 const reservationColumns = `r.id, r.event_id, r.user_uid, r.status, r.amount,
 	r.expires_at, r.created_at, r.updated_at, COALESCE(r.idempotency_key, '')`
 
 const (
-	sqlEvent = `SELECT ` + eventColumns + ` FROM events AS e WHERE e.id = ?`
+	sqlEvent = `SELECT ` + eventColumns + eventsFrom + ` WHERE e.id = ?`
 
-	sqlEvents = `SELECT ` + eventColumns + ` FROM events AS e
+	sqlEvents = `SELECT ` + eventColumns + eventsFrom + `
 		ORDER BY e.created_at DESC, e.id DESC`
 
 	sqlInsertEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
-		max_per_visitor, sale_starts_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		max_per_visitor, sale_starts_at, created_at, updated_at,
+		max_per_order, hidden, sale_closed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+
+	// sqlInsertFirstEvent inserts the event only into an empty table.
+	sqlInsertFirstEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+		max_per_visitor, sale_starts_at, created_at, updated_at,
+		max_per_order, hidden, sale_closed)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
+		WHERE NOT EXISTS (SELECT 1 FROM events)`
 
 	// sqlStats counts in one statement, so in one snapshot of the database.
 	sqlStats = `SELECT e.capacity, e.ticket_quantity,
@@ -87,9 +102,19 @@ const (
 
 	sqlSetStatus = `UPDATE reservations SET status = ?, updated_at = ? WHERE id = ?`
 
-	// sqlReleaseEvent releases one event's expired holds; ?2 is now.
+	// sqlReleaseEvent releases the fewest of one event's oldest expired
+	// holds that free ?3 tickets, looking at no more than ?4 of them: the
+	// inner query takes the next ?4 in expiry order, the running total
+	// keeps those needed. ?2 is now.
 	sqlReleaseEvent = `UPDATE reservations SET status = 'expired', updated_at = ?2
-		WHERE event_id = ?1 AND status = 'reserved' AND expires_at <= ?2
+		WHERE id IN (
+			SELECT id FROM (
+				SELECT id, SUM(amount) OVER (ORDER BY expires_at, id
+					ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - amount AS before
+				FROM (SELECT id, amount, expires_at FROM reservations
+					WHERE event_id = ?1 AND status = 'reserved' AND expires_at <= ?2
+					ORDER BY expires_at, id LIMIT ?4))
+			WHERE before < ?3)
 		RETURNING amount`
 
 	// sqlAnyExpired lets the sweep skip the write lock when there is
@@ -106,16 +131,66 @@ const (
 		RETURNING event_id, amount`
 )
 
+// The waiting room's statements on the hot paths: joins and reserves.
+const (
+	entryColumns = `q.id, q.visitor, q.attempt, q.state, q.done, COALESCE(q.position, 0),
+		q.joined_at, q.admitted_at, q.pass_expires_at, COALESCE(q.reservation_id, 0),
+		COALESCE(q.challenge, ''), r.status, r.expires_at`
+
+	// sqlEntry is a visitor's current entry: ?1 event, ?2 visitor.
+	sqlEntry = `SELECT ` + entryColumns + `
+		FROM queue_entries AS q LEFT JOIN reservations AS r ON r.id = q.reservation_id
+		WHERE q.event_id = ?1 AND q.visitor = ?2
+		ORDER BY q.attempt DESC LIMIT 1`
+
+	// sqlEntries takes a JSON array of visitors. CROSS JOIN keeps SQLite
+	// from scanning the event's whole queue for each of them.
+	sqlEntries = `SELECT ` + entryColumns + `
+		FROM json_each(?2) AS j
+		CROSS JOIN queue_entries AS q ON q.event_id = ?1 AND q.visitor = j.value
+			AND q.attempt = (SELECT MAX(attempt) FROM queue_entries
+				WHERE event_id = ?1 AND visitor = j.value)
+		LEFT JOIN reservations AS r ON r.id = q.reservation_id`
+
+	// sqlInsertEntries takes [[visitor, attempt, state, position or null,
+	// challenge or null], …]; the rows are inserted in array order.
+	sqlInsertEntries = `INSERT INTO queue_entries (event_id, visitor, attempt, state, position,
+		challenge, joined_at)
+		SELECT ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, ?3
+		FROM json_each(?2) AS j ORDER BY j.key`
+
+	// sqlExpireEntries takes a JSON array of entry ids.
+	sqlExpireEntries = `UPDATE queue_entries SET state = 'expired'
+		WHERE id IN (SELECT value FROM json_each(?)) AND state = 'admitted'`
+
+	// sqlUseAdmissions takes [[entry id, reservation id], …].
+	sqlUseAdmissions = `UPDATE queue_entries SET reservation_id = j.value ->> 1
+		FROM json_each(?) AS j WHERE queue_entries.id = j.value ->> 0`
+
+	sqlRoom = `SELECT prequeue_closed, prequeue_size, shuffled, tail, serving, admitted
+		FROM waiting_rooms WHERE event_id = ?`
+
+	sqlSetRoom = `UPDATE waiting_rooms SET prequeue_closed = ?2, prequeue_size = ?3,
+		shuffled = ?4, tail = ?5, serving = ?6, admitted = ?7
+		WHERE event_id = ?1`
+
+	sqlCountPrequeue = `SELECT COUNT(*) FROM queue_entries
+		WHERE event_id = ? AND state = 'prequeue'`
+)
+
 // statements are the store's prepared statements: those used inside write
 // transactions on the write pool, the others on the read pool.
 type statements struct {
-	event, insertEvent, setStock, addStock                *sql.Stmt
-	reservation, idempotent, idempotentMany               *sql.Stmt
-	visitorHeld, visitorHeldMany                          *sql.Stmt
-	insertReservation, insertReservations, maxReservation *sql.Stmt
-	setStatus, releaseEvent, releaseExpired               *sql.Stmt
+	event, insertEvent, insertFirstEvent, setStock, addStock *sql.Stmt
+	reservation, idempotent, idempotentMany                  *sql.Stmt
+	visitorHeld, visitorHeldMany                             *sql.Stmt
+	insertReservation, insertReservations, maxReservation    *sql.Stmt
+	setStatus, releaseEvent, releaseExpired                  *sql.Stmt
+	entry, entries, insertEntries, expireEntries             *sql.Stmt
+	useAdmissions, room, setRoom, countPrequeue              *sql.Stmt
 
 	readEvent, readEvents, readStats, readReservation, readAnyExpired *sql.Stmt
+	readEntry, readRoom                                               *sql.Stmt
 }
 
 // statements returns the prepared statements, preparing them on first use.
@@ -138,6 +213,7 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 	}{
 		{s.wdb, &st.event, sqlEvent},
 		{s.wdb, &st.insertEvent, sqlInsertEvent},
+		{s.wdb, &st.insertFirstEvent, sqlInsertFirstEvent},
 		{s.wdb, &st.setStock, sqlSetStock},
 		{s.wdb, &st.addStock, sqlAddStock},
 		{s.wdb, &st.reservation, sqlReservation},
@@ -151,6 +227,16 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 		{s.wdb, &st.setStatus, sqlSetStatus},
 		{s.wdb, &st.releaseEvent, sqlReleaseEvent},
 		{s.wdb, &st.releaseExpired, sqlReleaseExpired},
+		{s.wdb, &st.entry, sqlEntry},
+		{s.wdb, &st.entries, sqlEntries},
+		{s.wdb, &st.insertEntries, sqlInsertEntries},
+		{s.wdb, &st.expireEntries, sqlExpireEntries},
+		{s.wdb, &st.useAdmissions, sqlUseAdmissions},
+		{s.wdb, &st.room, sqlRoom},
+		{s.wdb, &st.setRoom, sqlSetRoom},
+		{s.wdb, &st.countPrequeue, sqlCountPrequeue},
+		{s.rdb, &st.readEntry, sqlEntry},
+		{s.rdb, &st.readRoom, sqlRoom},
 		{s.rdb, &st.readEvent, sqlEvent},
 		{s.rdb, &st.readEvents, sqlEvents},
 		{s.rdb, &st.readStats, sqlStats},
@@ -171,12 +257,15 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 func (st *statements) close() error {
 	var errs []error
 	for _, stmt := range []*sql.Stmt{
-		st.event, st.insertEvent, st.setStock, st.addStock,
+		st.event, st.insertEvent, st.insertFirstEvent, st.setStock, st.addStock,
 		st.reservation, st.idempotent, st.idempotentMany,
 		st.visitorHeld, st.visitorHeldMany,
 		st.insertReservation, st.insertReservations, st.maxReservation,
 		st.setStatus, st.releaseEvent, st.releaseExpired,
+		st.entry, st.entries, st.insertEntries, st.expireEntries,
+		st.useAdmissions, st.room, st.setRoom, st.countPrequeue,
 		st.readEvent, st.readEvents, st.readStats, st.readReservation, st.readAnyExpired,
+		st.readEntry, st.readRoom,
 	} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())

@@ -32,7 +32,7 @@ func scanReservation(row scanner) (*ticketrush.Reservation, error) {
 }
 
 func errReservationNotFound() error {
-	return ticketrush.Errorf(ticketrush.EReservationNotFound, "Reservation not found.")
+	return ticketrush.ErrReservationNotFound()
 }
 
 // Reservation returns a reservation of the given visitor as stored: a hold
@@ -86,12 +86,12 @@ func (s *Store) settle(ctx context.Context, id int64, visitor, to string) (*tick
 	}
 	switch r.Status {
 	case ticketrush.StatusPurchased:
-		return nil, ticketrush.Errorf(ticketrush.EAlreadyPurchased, "This reservation already purchased.")
+		return nil, ticketrush.ErrAlreadyPurchased()
 	case ticketrush.StatusCancelled:
 		if to == ticketrush.StatusCancelled {
 			return r, nil
 		}
-		return nil, ticketrush.Errorf(ticketrush.ECancelled, "This reservation was cancelled.")
+		return nil, ticketrush.ErrCancelled()
 	case ticketrush.StatusExpired:
 		return nil, errExpired()
 	}
@@ -109,8 +109,8 @@ func (s *Store) settle(ctx context.Context, id int64, visitor, to string) (*tick
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	if expired {
 		return nil, errExpired()
@@ -121,7 +121,7 @@ func (s *Store) settle(ctx context.Context, id int64, visitor, to string) (*tick
 }
 
 func errExpired() error {
-	return ticketrush.Errorf(ticketrush.EExpired, "Reservation has expired.")
+	return ticketrush.ErrExpired()
 }
 
 // ReleaseExpired releases at most limit expired holds across all events.
@@ -182,8 +182,8 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, dbError(ctx, err)
+	if err := s.commit(ctx, tx); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

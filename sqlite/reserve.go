@@ -52,10 +52,27 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 		}
 	}
 
+	// The waiting room: the visitor's pass must be for its current,
+	// unused, unexpired admission. Nothing is written yet, so a refusal
+	// rolls back for free.
+	var en *entry
+	if e.WaitingRoom != nil {
+		en, err = scanEntry(tx.StmtContext(ctx, st.entry).QueryRowContext(ctx, e.ID, r.VisitorToken), e.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			en, err = nil, nil
+		}
+		if err != nil {
+			return nil, dbError(ctx, err)
+		}
+		if err := admissionCheck(e, en, now, r); err != nil {
+			return nil, err
+		}
+	}
+
 	stock := e.TicketQuantity
 	released := false
 	if stock < r.Amount {
-		n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+		n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, r.Amount-stock)
 		if err != nil {
 			return nil, dbError(ctx, err)
 		}
@@ -78,8 +95,8 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 			if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
 				return nil, dbError(ctx, err)
 			}
-			if err := tx.Commit(); err != nil {
-				return nil, dbError(ctx, err)
+			if err := s.commit(ctx, tx); err != nil {
+				return nil, err
 			}
 		}
 		return nil, decision
@@ -106,8 +123,14 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	if res.ID, err = result.LastInsertId(); err != nil {
 		return nil, dbError(ctx, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if en != nil {
+		// The pass is used by this hold.
+		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), [][2]int64{{en.id, res.ID}}); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -187,12 +210,29 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			}
 		}
 		if demand > stock {
-			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText)
+			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, demand-stock)
 			if err != nil {
 				return nil, dbError(ctx, err)
 			}
 			stock += n
 			stockChanged = n > 0
+		}
+	}
+
+	// The batch's visitors' queue entries, when the event has a waiting
+	// room.
+	var entries map[string]*entry
+	if e.WaitingRoom != nil && onSale && !e.SaleClosed {
+		var visitors []string
+		seen := map[string]bool{}
+		for i, r := range todo {
+			if results[i].Err == nil && !seen[r.VisitorToken] {
+				seen[r.VisitorToken] = true
+				visitors = append(visitors, r.VisitorToken)
+			}
+		}
+		if entries, err = loadEntries(ctx, tx.StmtContext(ctx, st.entries), e.ID, visitors); err != nil {
+			return nil, dbError(ctx, err)
 		}
 	}
 
@@ -209,6 +249,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	expiresAt := ticketrush.HoldUntil(now, e)
 	made := map[visitorKey]*ticketrush.Reservation{}
 	var rows [][4]any
+	var uses [][2]int64
 	var nextID int64
 	for i, r := range todo {
 		if results[i].Err != nil {
@@ -229,6 +270,11 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 				}
 				continue
 			}
+		}
+		en := entries[r.VisitorToken]
+		if err := admissionCheck(e, en, now, r); err != nil {
+			results[i].Err = err
+			continue
 		}
 		if err := ticketrush.Decide(e, now, r, stock, held[r.VisitorToken]); err != nil {
 			results[i].Err = err
@@ -262,6 +308,12 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		}
 		results[i].Reservation = res
 		rows = append(rows, [4]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey)})
+		if e.WaitingRoom != nil && en != nil {
+			// Used: a second request of the batch with the same pass
+			// is refused.
+			en.q.ReservationID = res.ID
+			uses = append(uses, [2]int64{en.id, res.ID})
+		}
 	}
 
 	if len(rows) == 0 && !stockChanged {
@@ -282,8 +334,13 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			return nil, dbError(ctx, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, dbError(ctx, err)
+	if len(uses) > 0 {
+		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), uses); err != nil {
+			return nil, dbError(ctx, err)
+		}
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
 	}
 	return results, nil
 }
@@ -315,24 +372,53 @@ func limited(e *ticketrush.Event) int {
 	return 0
 }
 
-// releaseEvent releases one event's expired holds inside the caller's write
-// transaction and returns how many tickets they held. The caller adds them
-// to the stock it writes back.
-func releaseEvent(ctx context.Context, stmt *sql.Stmt, eventID int64, now string) (int64, error) {
-	rows, err := stmt.QueryContext(ctx, eventID, now)
+// releaseChunk bounds the expired holds one statement of the reserve path
+// looks at.
+const releaseChunk = 100
+
+// releaseEvent releases the event's oldest expired holds inside the
+// caller's write transaction until they free need tickets or none is left,
+// and returns how many tickets they held. Each statement looks at no more
+// than releaseChunk holds, and no more holds are released than needed: the
+// sweep releases the rest outside the hot transaction. The caller adds the
+// tickets to the stock it writes back.
+func releaseEvent(ctx context.Context, stmt *sql.Stmt, eventID int64, now string, need int64) (int64, error) {
+	var total int64
+	for total < need {
+		n, freed, err := releaseChunkOf(ctx, stmt, eventID, now, need-total)
+		if err != nil {
+			return 0, err
+		}
+		total += freed
+		if n < releaseChunk {
+			// Enough, or no expired hold left.
+			break
+		}
+	}
+	return total, nil
+}
+
+// releaseChunkOf runs one statement of releaseEvent and returns how many
+// holds it released and how many tickets they held.
+func releaseChunkOf(ctx context.Context, stmt *sql.Stmt, eventID int64, now string, need int64) (int, int64, error) {
+	rows, err := stmt.QueryContext(ctx, eventID, now, need, releaseChunk)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer rows.Close()
-	var total int64
+	var (
+		n     int
+		total int64
+	)
 	for rows.Next() {
 		var amount int64
 		if err := rows.Scan(&amount); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
+		n++
 		total += amount
 	}
-	return total, rows.Err()
+	return n, total, rows.Err()
 }
 
 // loadIdempotent adds to prior the reservations stored under keys.

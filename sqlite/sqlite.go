@@ -167,6 +167,47 @@ func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
+// commit commits tx and tells the caller what a failure means for the
+// client.
+//
+// SQLite runs in this process, so a COMMIT has no reply to lose on a
+// network; what can leave the outcome unknown is a COMMIT that began and
+// failed in a way the store cannot see through:
+//   - the context ended while COMMIT ran: the driver then interrupts the
+//     connection and reports only the context's error, whether SQLite
+//     stopped before committing or failed otherwise;
+//   - an I/O error (or a full disk) while writing the WAL: frames that
+//     reached the file can be replayed by the next recovery, so the
+//     transaction may yet prove committed.
+//
+// These are EOutcomeUnknown: a retry with the same Visitor-Token and
+// Idempotency-Key finds the reservation if it exists. Failures that leave
+// nothing applied stay EUnavailable: the context ended before COMMIT (it is
+// then not run; database/sql rolls back), database/sql had already rolled
+// back, or SQLite reports it could not take the lock (BUSY, LOCKED) or was
+// interrupted, after which it rolls the transaction back.
+func (s *Store) commit(ctx context.Context, tx *sql.Tx) error {
+	if err := ctx.Err(); err != nil {
+		tx.Rollback()
+		return ticketrush.Unavailable(err)
+	}
+	err := tx.Commit()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrTxDone) {
+		return ticketrush.Unavailable(err)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT:
+			return ticketrush.Unavailable(err)
+		}
+	}
+	return ticketrush.OutcomeUnknown(fmt.Errorf("sqlite: commit: %w", err))
+}
+
 // retryBusy calls f until it does not fail with SQLITE_BUSY, waiting about
 // lockRetry between calls, for at most lockWait or until ctx ends.
 func retryBusy(ctx context.Context, f func() error) error {

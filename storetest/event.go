@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,43 @@ import (
 )
 
 func testEvent(t *testing.T, s suite) {
+	t.Run("CreateFirstEvent", func(t *testing.T) {
+		// Several processes starting on one empty database: exactly one
+		// creates the event, the others find it and create nothing.
+		fresh := s.env(t)
+		stores := []ticketrush.Store{fresh.store, fresh.openStore(t), fresh.openStore(t), fresh.openStore(t)}
+		created := make([]*ticketrush.Event, len(stores))
+		var wg sync.WaitGroup
+		for i, st := range stores {
+			wg.Go(func() {
+				ev, err := st.CreateFirstEvent(t.Context(), concert(2000))
+				if err != nil {
+					t.Errorf("CreateFirstEvent: %v", err)
+				}
+				created[i] = ev
+			})
+		}
+		wg.Wait()
+		n := 0
+		for _, ev := range created {
+			if ev != nil {
+				n++
+			}
+		}
+		all, err := fresh.store.Events(t.Context())
+		ok(t, "Events", err)
+		if n != 1 || len(all) != 1 {
+			t.Fatalf("%d processes created the first event and %d events exist, want 1 and 1", n, len(all))
+		}
+		again, err := fresh.store.CreateFirstEvent(t.Context(), concert(10))
+		if err != nil || again != nil {
+			t.Errorf("CreateFirstEvent with an event present = %+v, %v; want nil, nil", again, err)
+		}
+		_, err = fresh.store.CreateFirstEvent(t.Context(), ticketrush.NewEvent{})
+		if n := len(all); n == 1 && ticketrush.ErrorCode(err) != ticketrush.EValidation && err != nil {
+			t.Errorf("CreateFirstEvent of an invalid event: %v, want nil or %s", err, ticketrush.EValidation)
+		}
+	})
 	e := s.env(t)
 	t.Run("CreateEvent", func(t *testing.T) {
 		t.Run("OK", func(t *testing.T) {
@@ -24,7 +62,8 @@ func testEvent(t *testing.T, s suite) {
 			ev := createEvent(t, e.store, ne)
 			want := &ticketrush.Event{
 				ID: ev.ID, Name: ne.Name, TicketQuantity: 2000, Capacity: 2000, HoldSeconds: 300,
-				MaxPerVisitor: 6, SaleStartsAt: &wantSale, CreatedAt: now, UpdatedAt: now,
+				MaxPerVisitor: 6, SaleStartsAt: &wantSale, MaxPerOrder: ticketrush.DefaultMaxPerOrder,
+				CreatedAt: now, UpdatedAt: now,
 			}
 			sameEvent(t, "CreateEvent", ev, want)
 
@@ -45,7 +84,7 @@ func testEvent(t *testing.T, s suite) {
 			ev := createEvent(t, e.store, concert(1))
 			sameEvent(t, "CreateEvent", ev, &ticketrush.Event{
 				ID: ev.ID, Name: "Örnek Etkinlik", TicketQuantity: 1, Capacity: 1, HoldSeconds: 300,
-				CreatedAt: now, UpdatedAt: now,
+				MaxPerOrder: ticketrush.DefaultMaxPerOrder, CreatedAt: now, UpdatedAt: now,
 			})
 			got, err := e.store.Event(t.Context(), ev.ID)
 			ok(t, "Event", err)
@@ -55,14 +94,21 @@ func testEvent(t *testing.T, s suite) {
 			for _, ne := range []ticketrush.NewEvent{
 				{Name: strings.Repeat("ş", ticketrush.MaxNameLength), TicketQuantity: ticketrush.MaxTicketQuantity,
 					HoldSeconds: ticketrush.MaxHoldSeconds, MaxPerVisitor: ticketrush.MaxTicketQuantity},
-				{Name: "x", TicketQuantity: 1, HoldSeconds: 1, MaxPerVisitor: 1},
+				{Name: "x", TicketQuantity: 1, HoldSeconds: 1, MaxPerVisitor: 1, MaxPerOrder: 1},
+				{Name: "y", TicketQuantity: 5, HoldSeconds: 60, MaxPerOrder: ticketrush.MaxAmount, Hidden: true,
+					WaitingRoom: &ticketrush.WaitingRoom{AdmitPerMinute: ticketrush.MaxAdmitPerMinute,
+						MaxActive: ticketrush.MaxTicketQuantity, PassSeconds: ticketrush.MaxHoldSeconds,
+						ChallengeBits: ticketrush.MaxChallengeBits, Paused: true}},
+				{Name: "z", TicketQuantity: 5, HoldSeconds: 60,
+					WaitingRoom: &ticketrush.WaitingRoom{AdmitPerMinute: 1, PassSeconds: 1}},
 			} {
 				ev := createEvent(t, e.store, ne)
 				got, err := e.store.Event(t.Context(), ev.ID)
 				ok(t, "Event", err)
 				sameEvent(t, "Event", got, ev)
 				if got.Name != ne.Name || got.Capacity != ne.TicketQuantity || got.HoldSeconds != ne.HoldSeconds ||
-					got.MaxPerVisitor != ne.MaxPerVisitor {
+					got.MaxPerVisitor != ne.MaxPerVisitor || got.MaxPerOrder != ne.OrderLimit() ||
+					got.Hidden != ne.Hidden || !sameRoom(got.WaitingRoom, ne.WaitingRoom) {
 					t.Errorf("Event = %s, created from %+v", fmtEvent(got), ne)
 				}
 			}
@@ -86,6 +132,14 @@ func testEvent(t *testing.T, s suite) {
 				{"HoldSecondsZero", func(n *ticketrush.NewEvent) { n.HoldSeconds = 0 }, []string{"hold_seconds"}},
 				{"HoldSecondsTooLarge", func(n *ticketrush.NewEvent) { n.HoldSeconds = ticketrush.MaxHoldSeconds + 1 }, []string{"hold_seconds"}},
 				{"MaxPerVisitorNegative", func(n *ticketrush.NewEvent) { n.MaxPerVisitor = -1 }, []string{"max_per_visitor"}},
+				{"MaxPerOrderNegative", func(n *ticketrush.NewEvent) { n.MaxPerOrder = -1 }, []string{"max_per_order"}},
+				{"MaxPerOrderTooLarge", func(n *ticketrush.NewEvent) { n.MaxPerOrder = ticketrush.MaxAmount + 1 }, []string{"max_per_order"}},
+				{"WaitingRoomEvery", func(n *ticketrush.NewEvent) {
+					n.WaitingRoom = &ticketrush.WaitingRoom{AdmitPerMinute: 0, MaxActive: -1, PassSeconds: 0, ChallengeBits: 25}
+				}, []string{"waiting_room.admit_per_minute", "waiting_room.max_active", "waiting_room.pass_seconds", "waiting_room.challenge_bits"}},
+				{"WaitingRoomTooFast", func(n *ticketrush.NewEvent) {
+					n.WaitingRoom = &ticketrush.WaitingRoom{AdmitPerMinute: ticketrush.MaxAdmitPerMinute + 1, PassSeconds: 300}
+				}, []string{"waiting_room.admit_per_minute"}},
 				{"Every", func(n *ticketrush.NewEvent) { *n = ticketrush.NewEvent{MaxPerVisitor: -1} },
 					[]string{"name", "ticket_quantity", "hold_seconds", "max_per_visitor"}},
 			} {

@@ -251,6 +251,8 @@ func testReleaseExpired(t *testing.T, s suite) {
 		e := s.env(t)
 		ne := concert(300)
 		ne.HoldSeconds = 60
+		// Late reserves take 30 and then the rest at once.
+		ne.MaxPerOrder = ticketrush.MaxAmount
 		ev := createEvent(t, e.store, ne)
 		l := newLedger()
 		reserveMany(t, e.r, l, []*ticketrush.Event{ev}, 100)

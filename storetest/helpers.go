@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -128,6 +129,8 @@ func sameEvent(t *testing.T, what string, got, want *ticketrush.Event) {
 	if got.ID != want.ID || got.Name != want.Name || got.TicketQuantity != want.TicketQuantity ||
 		got.Capacity != want.Capacity || got.HoldSeconds != want.HoldSeconds ||
 		got.MaxPerVisitor != want.MaxPerVisitor || !sameTimePtr(got.SaleStartsAt, want.SaleStartsAt) ||
+		got.MaxPerOrder != want.MaxPerOrder || got.Hidden != want.Hidden || got.SaleClosed != want.SaleClosed ||
+		!sameRoom(got.WaitingRoom, want.WaitingRoom) ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("%s:\n got %s\nwant %s", what, fmtEvent(got), fmtEvent(want))
 	}
@@ -135,6 +138,30 @@ func sameEvent(t *testing.T, what string, got, want *ticketrush.Event) {
 	if got.SaleStartsAt != nil {
 		checkTimes(t, what, *got.SaleStartsAt)
 	}
+	if got.WaitingRoom != nil && got.WaitingRoom.PrequeueOpensAt != nil {
+		checkTimes(t, what, *got.WaitingRoom.PrequeueOpensAt)
+	}
+}
+
+func sameRoom(a, b *ticketrush.WaitingRoom) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.AdmitPerMinute == b.AdmitPerMinute && a.MaxActive == b.MaxActive &&
+		a.PassSeconds == b.PassSeconds && sameTimePtr(a.PrequeueOpensAt, b.PrequeueOpensAt) &&
+		a.ChallengeBits == b.ChallengeBits && a.Paused == b.Paused
+}
+
+func fmtRoom(w *ticketrush.WaitingRoom) string {
+	if w == nil {
+		return "nil"
+	}
+	pre := "nil"
+	if w.PrequeueOpensAt != nil {
+		pre = w.PrequeueOpensAt.Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("{admit_per_minute:%d max_active:%d pass_seconds:%d prequeue_opens_at:%s challenge_bits:%d paused:%t}",
+		w.AdmitPerMinute, w.MaxActive, w.PassSeconds, pre, w.ChallengeBits, w.Paused)
 }
 
 func sameTimePtr(a, b *time.Time) bool {
@@ -152,6 +179,8 @@ func fmtEvent(e *ticketrush.Event) string {
 	return "{id:" + itoa(e.ID) + " name:" + e.Name + " ticket_quantity:" + itoa(e.TicketQuantity) +
 		" capacity:" + itoa(e.Capacity) + " hold_seconds:" + itoa(e.HoldSeconds) +
 		" max_per_visitor:" + itoa(e.MaxPerVisitor) + " sale_starts_at:" + sale +
+		" max_per_order:" + itoa(e.MaxPerOrder) + " hidden:" + strconv.FormatBool(e.Hidden) +
+		" sale_closed:" + strconv.FormatBool(e.SaleClosed) + " waiting_room:" + fmtRoom(e.WaitingRoom) +
 		" created_at:" + e.CreatedAt.Format(time.RFC3339Nano) +
 		" updated_at:" + e.UpdatedAt.Format(time.RFC3339Nano) + "}"
 }

@@ -45,6 +45,10 @@ type NewStore func(t *testing.T, clock ticketrush.Clock) (open func() ticketrush
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time
+	// stall, when set, makes Now wait until it is closed; stalled counts
+	// the reads that waited.
+	stall   <-chan struct{}
+	stalled int
 }
 
 // NewClock returns a Clock set to t, in UTC with microsecond precision like
@@ -56,8 +60,29 @@ func NewClock(t time.Time) *Clock {
 // Now returns the clock's current time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
+	stall := c.stall
+	if stall != nil {
+		c.stalled++
+	}
+	c.mu.Unlock()
+	if stall != nil {
+		<-stall
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// stallUntil makes every read of the clock wait until done is closed, so a
+// store that reads it inside a call is stuck there, like one waiting for a
+// lock or a slow disk; nil ends the stall. It returns how many reads waited
+// since the previous call.
+func (c *Clock) stallUntil(done <-chan struct{}) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.stalled
+	c.stall, c.stalled = done, 0
+	return n
 }
 
 // Advance moves the clock forward by d and returns the new time.
@@ -123,6 +148,9 @@ var strategyGroups = []group{
 	{"ReleaseExpired", testReleaseExpired},
 	{"Race", testRace},
 	{"Mixed", testMixed},
+	{"Settings", testSettings},
+	{"Queue", testQueue},
+	{"Messages", testMessages},
 }
 
 // group is a set of cases; a group decides which of its cases share a

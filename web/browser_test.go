@@ -360,7 +360,7 @@ func TestBuyerCancelReturnsTickets(t *testing.T) {
 func TestBuyerSeesOthersReserve(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, serverOptions{})
-	e := s.createEvent(t, map[string]any{"name": "Canlı Sayaç", "ticket_quantity": 50})
+	e := s.createEvent(t, map[string]any{"name": "Canlı Sayaç", "ticket_quantity": 50, "max_per_order": 50})
 	b := newBrowser(t)
 	p := b.visitor("watcher")
 	p.do("open", chromedp.Navigate(s.URL+"/"))

@@ -46,6 +46,9 @@ type serverOptions struct {
 	noAdmin bool
 	// maxStreamsPerIP is web.Config.MaxStreamsPerIP.
 	maxStreamsPerIP int
+	// keepQueues, when set, advances the waiting rooms this often, as
+	// every node of the binary does.
+	keepQueues time.Duration
 }
 
 // countingStore counts Event calls on the Store it wraps.
@@ -97,7 +100,18 @@ func newServer(t *testing.T, opts serverOptions) *server {
 		srv.Config.WriteTimeout = opts.timeout
 	}
 	srv.Start()
+	stopKeeper := func() {}
+	if opts.keepQueues > 0 {
+		kctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ticketrush.KeepQueues(kctx, st, opts.keepQueues, log, nil)
+		}()
+		stopKeeper = func() { cancel(); <-done }
+	}
 	t.Cleanup(func() {
+		stopKeeper()
 		w.Close() // ends the streams, which would hold srv.Close up
 		srv.Close()
 		st.Close()

@@ -22,8 +22,13 @@ import (
 // Defines values for ErrorErrorCode.
 const (
 	ErrorErrorCodeAdminDisabled               ErrorErrorCode = "admin_disabled"
+	ErrorErrorCodeAdmissionExpired            ErrorErrorCode = "admission_expired"
+	ErrorErrorCodeAdmissionInvalid            ErrorErrorCode = "admission_invalid"
+	ErrorErrorCodeAdmissionRequired           ErrorErrorCode = "admission_required"
 	ErrorErrorCodeBodyTooLarge                ErrorErrorCode = "body_too_large"
+	ErrorErrorCodeChallengeFailed             ErrorErrorCode = "challenge_failed"
 	ErrorErrorCodeCrossSiteRequest            ErrorErrorCode = "cross_site_request"
+	ErrorErrorCodeEventHasReservations        ErrorErrorCode = "event_has_reservations"
 	ErrorErrorCodeEventNotFound               ErrorErrorCode = "event_not_found"
 	ErrorErrorCodeIdempotencyKeyReused        ErrorErrorCode = "idempotency_key_reused"
 	ErrorErrorCodeInternal                    ErrorErrorCode = "internal"
@@ -32,12 +37,17 @@ const (
 	ErrorErrorCodeMethodNotAllowed            ErrorErrorCode = "method_not_allowed"
 	ErrorErrorCodeNotEnoughTickets            ErrorErrorCode = "not_enough_tickets"
 	ErrorErrorCodeNotFound                    ErrorErrorCode = "not_found"
+	ErrorErrorCodeNotInQueue                  ErrorErrorCode = "not_in_queue"
+	ErrorErrorCodeOrderLimitExceeded          ErrorErrorCode = "order_limit_exceeded"
+	ErrorErrorCodeOutcomeUnknown              ErrorErrorCode = "outcome_unknown"
 	ErrorErrorCodeOverloaded                  ErrorErrorCode = "overloaded"
+	ErrorErrorCodeQueueNotOpen                ErrorErrorCode = "queue_not_open"
 	ErrorErrorCodeRateLimited                 ErrorErrorCode = "rate_limited"
 	ErrorErrorCodeReservationAlreadyPurchased ErrorErrorCode = "reservation_already_purchased"
 	ErrorErrorCodeReservationCancelled        ErrorErrorCode = "reservation_cancelled"
 	ErrorErrorCodeReservationExpired          ErrorErrorCode = "reservation_expired"
 	ErrorErrorCodeReservationNotFound         ErrorErrorCode = "reservation_not_found"
+	ErrorErrorCodeSaleClosed                  ErrorErrorCode = "sale_closed"
 	ErrorErrorCodeSaleNotStarted              ErrorErrorCode = "sale_not_started"
 	ErrorErrorCodeTooManyStreams              ErrorErrorCode = "too_many_streams"
 	ErrorErrorCodeUnauthorized                ErrorErrorCode = "unauthorized"
@@ -46,6 +56,7 @@ const (
 	ErrorErrorCodeValidationFailed            ErrorErrorCode = "validation_failed"
 	ErrorErrorCodeVisitorLimitExceeded        ErrorErrorCode = "visitor_limit_exceeded"
 	ErrorErrorCodeVisitorTokenRequired        ErrorErrorCode = "visitor_token_required"
+	ErrorErrorCodeWaitingRoomNotFound         ErrorErrorCode = "waiting_room_not_found"
 )
 
 // Valid indicates whether the value is a known member of the ErrorErrorCode enum.
@@ -53,9 +64,19 @@ func (e ErrorErrorCode) Valid() bool {
 	switch e {
 	case ErrorErrorCodeAdminDisabled:
 		return true
+	case ErrorErrorCodeAdmissionExpired:
+		return true
+	case ErrorErrorCodeAdmissionInvalid:
+		return true
+	case ErrorErrorCodeAdmissionRequired:
+		return true
 	case ErrorErrorCodeBodyTooLarge:
 		return true
+	case ErrorErrorCodeChallengeFailed:
+		return true
 	case ErrorErrorCodeCrossSiteRequest:
+		return true
+	case ErrorErrorCodeEventHasReservations:
 		return true
 	case ErrorErrorCodeEventNotFound:
 		return true
@@ -73,7 +94,15 @@ func (e ErrorErrorCode) Valid() bool {
 		return true
 	case ErrorErrorCodeNotFound:
 		return true
+	case ErrorErrorCodeNotInQueue:
+		return true
+	case ErrorErrorCodeOrderLimitExceeded:
+		return true
+	case ErrorErrorCodeOutcomeUnknown:
+		return true
 	case ErrorErrorCodeOverloaded:
+		return true
+	case ErrorErrorCodeQueueNotOpen:
 		return true
 	case ErrorErrorCodeRateLimited:
 		return true
@@ -84,6 +113,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeReservationExpired:
 		return true
 	case ErrorErrorCodeReservationNotFound:
+		return true
+	case ErrorErrorCodeSaleClosed:
 		return true
 	case ErrorErrorCodeSaleNotStarted:
 		return true
@@ -100,6 +131,38 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeVisitorLimitExceeded:
 		return true
 	case ErrorErrorCodeVisitorTokenRequired:
+		return true
+	case ErrorErrorCodeWaitingRoomNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QueueStatusState.
+const (
+	QueueStatusStateAdmitted QueueStatusState = "admitted"
+	QueueStatusStateExpired  QueueStatusState = "expired"
+	QueueStatusStatePaused   QueueStatusState = "paused"
+	QueueStatusStatePrequeue QueueStatusState = "prequeue"
+	QueueStatusStateSoldOut  QueueStatusState = "sold_out"
+	QueueStatusStateWaiting  QueueStatusState = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the QueueStatusState enum.
+func (e QueueStatusState) Valid() bool {
+	switch e {
+	case QueueStatusStateAdmitted:
+		return true
+	case QueueStatusStateExpired:
+		return true
+	case QueueStatusStatePaused:
+		return true
+	case QueueStatusStatePrequeue:
+		return true
+	case QueueStatusStateSoldOut:
+		return true
+	case QueueStatusStateWaiting:
 		return true
 	default:
 		return false
@@ -145,10 +208,30 @@ func (e StatusStatus) Valid() bool {
 	}
 }
 
+// Challenge defines model for Challenge.
+type Challenge struct {
+	Bits      int    `json:"bits"`
+	Challenge string `json:"challenge"`
+
+	// ExpiresAt Example: 2025-11-18T07:54:23.000000Z
+	ExpiresAt Time `json:"expires_at"`
+}
+
+// ChallengeResponse defines model for ChallengeResponse.
+type ChallengeResponse struct {
+	Data Challenge `json:"data"`
+}
+
 // CreateEventRequest defines model for CreateEventRequest.
 type CreateEventRequest struct {
+	// Hidden Leave the event out of `GET /api/events`; false when absent.
+	Hidden *bool `json:"hidden,omitempty"`
+
 	// HoldSeconds How long a hold lasts; the server's default when absent or null.
 	HoldSeconds *int `json:"hold_seconds,omitempty"`
+
+	// MaxPerOrder The most tickets one reserve may take; 10 when absent or null.
+	MaxPerOrder *int `json:"max_per_order,omitempty"`
 
 	// MaxPerVisitor 0 (the default) means no limit.
 	MaxPerVisitor *int64 `json:"max_per_visitor,omitempty"`
@@ -159,6 +242,9 @@ type CreateEventRequest struct {
 	// SaleStartsAt RFC 3339 time (years 1970 to 9999) when reserves open; absent or null means at once.
 	SaleStartsAt   *time.Time `json:"sale_starts_at,omitempty"`
 	TicketQuantity int64      `json:"ticket_quantity"`
+
+	// WaitingRoom A waiting room for the event; none when absent or null.
+	WaitingRoom *WaitingRoomInput `json:"waiting_room,omitempty"`
 }
 
 // Error defines model for Error.
@@ -183,13 +269,22 @@ type Event struct {
 	// CreatedAt Example: 2025-11-18T07:54:23.000000Z
 	CreatedAt Time `json:"created_at"`
 
+	// Hidden In admin answers only. Hidden events are left out of `GET /api/events`.
+	Hidden *bool `json:"hidden,omitempty"`
+
 	// HoldSeconds How long a hold lasts.
 	HoldSeconds int `json:"hold_seconds"`
 	Id          ID  `json:"id"`
 
+	// MaxPerOrder The most tickets one reserve may take.
+	MaxPerOrder int `json:"max_per_order"`
+
 	// MaxPerVisitor Tickets one visitor may hold plus have bought; 0 means no limit.
 	MaxPerVisitor int64  `json:"max_per_visitor"`
 	Name          string `json:"name"`
+
+	// SaleClosed True when the organiser closed the sale; reserves answer 409 `sale_closed`.
+	SaleClosed bool `json:"sale_closed"`
 
 	// SaleStartsAt When reserves are first accepted; null means at once. Formatted as Time.
 	//
@@ -201,11 +296,23 @@ type Event struct {
 
 	// UpdatedAt Example: 2025-11-18T07:54:23.000000Z
 	UpdatedAt Time `json:"updated_at"`
+
+	// WaitingRoom The waiting room; null when the event has none.
+	WaitingRoom *WaitingRoom `json:"waiting_room"`
 }
 
 // EventList defines model for EventList.
 type EventList struct {
 	Data []Event `json:"data"`
+}
+
+// EventPatch defines model for EventPatch.
+type EventPatch struct {
+	Hidden      *bool             `json:"hidden,omitempty"`
+	MaxPerOrder *int              `json:"max_per_order,omitempty"`
+	Name        *string           `json:"name,omitempty"`
+	SaleClosed  *bool             `json:"sale_closed,omitempty"`
+	WaitingRoom *WaitingRoomInput `json:"waiting_room,omitempty"`
 }
 
 // EventResponse defines model for EventResponse.
@@ -216,9 +323,69 @@ type EventResponse struct {
 // ID defines model for ID.
 type ID = int64
 
+// JoinRequest defines model for JoinRequest.
+type JoinRequest struct {
+	// Challenge The challenge from GET /api/events/{id}/queue/challenge.
+	Challenge *string `json:"challenge,omitempty"`
+
+	// Nonce 1 to 64 characters of [A-Za-z0-9] solving the challenge.
+	Nonce *string `json:"nonce,omitempty"`
+}
+
 // PurchaseRequest defines model for PurchaseRequest.
 type PurchaseRequest struct {
 	ReservationId ID `json:"reservation_id"`
+}
+
+// QueueStats defines model for QueueStats.
+type QueueStats struct {
+	Active             int64 `json:"active"`
+	Admitted           int64 `json:"admitted"`
+	AdmittedLastMinute int64 `json:"admitted_last_minute"`
+	Available          int64 `json:"available"`
+	EventId            ID    `json:"event_id"`
+	Held               int64 `json:"held"`
+	Prequeue           int64 `json:"prequeue"`
+	Serving            int64 `json:"serving"`
+	Shuffled           bool  `json:"shuffled"`
+	Tail               int64 `json:"tail"`
+	Waiting            int64 `json:"waiting"`
+}
+
+// QueueStatus defines model for QueueStatus.
+type QueueStatus struct {
+	// Ahead Visitors ahead in the queue not yet admitted.
+	Ahead *int64 `json:"ahead"`
+
+	// EstimatedWaitSeconds Expected wait at the configured admission rate.
+	EstimatedWaitSeconds *int64 `json:"estimated_wait_seconds"`
+	EventId              ID     `json:"event_id"`
+
+	// Pass The admission pass, sent as the Admission-Pass header on reserve. Present when admitted.
+	Pass          *string `json:"pass"`
+	PassExpiresAt *Time   `json:"pass_expires_at"`
+
+	// Position 1-based and fixed once given; null before the shuffle and when expired or sold out.
+	Position *int64 `json:"position"`
+
+	// State `prequeue` (joined before the sale starts; no position until the
+	// shuffle), `waiting`, `admitted` (with `pass`), `expired` (the pass
+	// ran out unused, or its hold ended: join again to queue at the
+	// back), `sold_out` (no stock and no holds that could come back, or
+	// the sale is closed), `paused` (admission is paused).
+	State QueueStatusState `json:"state"`
+}
+
+// QueueStatusState `prequeue` (joined before the sale starts; no position until the
+// shuffle), `waiting`, `admitted` (with `pass`), `expired` (the pass
+// ran out unused, or its hold ended: join again to queue at the
+// back), `sold_out` (no stock and no holds that could come back, or
+// the sale is closed), `paused` (admission is paused).
+type QueueStatusState string
+
+// QueueStatusResponse defines model for QueueStatusResponse.
+type QueueStatusResponse struct {
+	Data QueueStatus `json:"data"`
 }
 
 // Reservation defines model for Reservation.
@@ -262,6 +429,15 @@ type Stats struct {
 	Expired   int64 `json:"expired"`
 	Held      int64 `json:"held"`
 	Purchased int64 `json:"purchased"`
+
+	// Queue The waiting room's figures; null when the event has none.
+	// `prequeue` entries wait for the shuffle; `waiting` have a
+	// position and are not yet admitted; `serving` is the highest
+	// position admitted, `tail` the highest given; `admitted` counts
+	// admissions ever, `admitted_last_minute` those of the last 60 s,
+	// `active` those holding an unused pass or tickets reserved with
+	// one; `available` and `held` are the event's tickets.
+	Queue *QueueStats `json:"queue"`
 }
 
 // StatsResponse defines model for StatsResponse.
@@ -286,6 +462,44 @@ type UUID = string
 // UUIDLower defines model for UUIDLower.
 type UUIDLower = string
 
+// WaitingRoom defines model for WaitingRoom.
+type WaitingRoom struct {
+	// AdmitPerMinute Most visitors admitted in any sliding 60 s window, across all nodes.
+	AdmitPerMinute int64 `json:"admit_per_minute"`
+
+	// ChallengeBits Proof-of-work difficulty of a join; 0 means none.
+	ChallengeBits int `json:"challenge_bits"`
+
+	// MaxActive Most visitors active at once (an unused pass, or tickets held with one); 0 means no cap.
+	MaxActive int64 `json:"max_active"`
+
+	// PassSeconds How long a pass is valid from admission.
+	PassSeconds int `json:"pass_seconds"`
+
+	// Paused True stops admission; joins and polls go on.
+	Paused bool `json:"paused"`
+
+	// PrequeueOpensAt When visitors may first join; those who join before the sale starts are shuffled at its start. Null means no pre-queue.
+	PrequeueOpensAt *Time `json:"prequeue_opens_at"`
+}
+
+// WaitingRoomInput A waiting room's settings. On create, and on a patch of an event
+// without a room, `admit_per_minute` is required and the others
+// default (`max_active` 0, `pass_seconds` 300, `prequeue_opens_at`
+// null, `challenge_bits` 0, `paused` false); on a patch the members
+// given change the current settings.
+type WaitingRoomInput struct {
+	AdmitPerMinute  *int64     `json:"admit_per_minute,omitempty"`
+	ChallengeBits   *int       `json:"challenge_bits,omitempty"`
+	MaxActive       *int64     `json:"max_active,omitempty"`
+	PassSeconds     *int       `json:"pass_seconds,omitempty"`
+	Paused          *bool      `json:"paused,omitempty"`
+	PrequeueOpensAt *time.Time `json:"prequeue_opens_at,omitempty"`
+}
+
+// AdmissionPass defines model for AdmissionPass.
+type AdmissionPass = string
+
 // IDParam defines model for ID.
 type IDParam = int64
 
@@ -300,6 +514,9 @@ type VisitorTokenOptional = UUID
 
 // AdminForbidden defines model for AdminForbidden.
 type AdminForbidden = Error
+
+// AdmissionRefused defines model for AdmissionRefused.
+type AdmissionRefused = Error
 
 // BadRequestReserve defines model for BadRequestReserve.
 type BadRequestReserve = Error
@@ -316,8 +533,14 @@ type BodyTooLarge = Error
 // CancelConflict defines model for CancelConflict.
 type CancelConflict = Error
 
+// ChallengeFailed defines model for ChallengeFailed.
+type ChallengeFailed = Error
+
 // CrossSite defines model for CrossSite.
 type CrossSite = Error
+
+// EventHasReservations defines model for EventHasReservations.
+type EventHasReservations = Error
 
 // EventNotFound defines model for EventNotFound.
 type EventNotFound = Error
@@ -336,6 +559,12 @@ type Overloaded = Error
 
 // PurchaseConflict defines model for PurchaseConflict.
 type PurchaseConflict = Error
+
+// QueueConflict defines model for QueueConflict.
+type QueueConflict = Error
+
+// QueueNotFound defines model for QueueNotFound.
+type QueueNotFound = Error
 
 // RateLimited defines model for RateLimited.
 type RateLimited = Error
@@ -364,6 +593,27 @@ type UnsupportedMediaType = Error
 // ValidationFailed defines model for ValidationFailed.
 type ValidationFailed = Error
 
+// WaitingRoomNotFound defines model for WaitingRoomNotFound.
+type WaitingRoomNotFound = Error
+
+// GetQueueParams defines parameters for GetQueue.
+type GetQueueParams struct {
+	// VisitorToken The visitor's UUID, as returned by the first reserve. Case-insensitive.
+	VisitorToken VisitorToken `json:"Visitor-Token"`
+}
+
+// JoinQueueParams defines parameters for JoinQueue.
+type JoinQueueParams struct {
+	// VisitorToken The visitor's UUID; a new one is created when absent.
+	VisitorToken *VisitorTokenOptional `json:"Visitor-Token,omitempty"`
+}
+
+// QueueChallengeParams defines parameters for QueueChallenge.
+type QueueChallengeParams struct {
+	// VisitorToken The visitor's UUID; a new one is created when absent.
+	VisitorToken *VisitorTokenOptional `json:"Visitor-Token,omitempty"`
+}
+
 // PurchaseParams defines parameters for Purchase.
 type PurchaseParams struct {
 	// VisitorToken The visitor's UUID, as returned by the first reserve. Case-insensitive.
@@ -389,10 +639,24 @@ type ReserveParams struct {
 
 	// IdempotencyKey 1 to 128 printable ASCII characters without spaces.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
+	// AdmissionPass The pass from the visitor's admitted queue entry; required on an
+	// event with a waiting room. It is used by the first successful
+	// reserve; a retry with the same Idempotency-Key still answers.
+	AdmissionPass *AdmissionPass `json:"Admission-Pass,omitempty"`
 }
 
 // CreateEventJSONRequestBody defines body for CreateEvent for application/json ContentType.
 type CreateEventJSONRequestBody = CreateEventRequest
+
+// PatchEventJSONRequestBody defines body for PatchEvent for application/json ContentType.
+type PatchEventJSONRequestBody = EventPatch
+
+// PatchEventApplicationMergePatchPlusJSONRequestBody defines body for PatchEvent for application/merge-patch+json ContentType.
+type PatchEventApplicationMergePatchPlusJSONRequestBody = EventPatch
+
+// JoinQueueJSONRequestBody defines body for JoinQueue for application/json ContentType.
+type JoinQueueJSONRequestBody = JoinRequest
 
 // PurchaseJSONRequestBody defines body for Purchase for application/json ContentType.
 type PurchaseJSONRequestBody = PurchaseRequest
@@ -474,6 +738,11 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListAdminEvents All events, hidden ones too, newest first, with their admin fields.
+	//
+	// Corresponds with GET /api/admin/events (the `ListAdminEvents` operationId).
+	ListAdminEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateEventWithBody Create an event (capacity = ticket_quantity).
 	//
 	// Takes any type of body and a specified content type.
@@ -488,6 +757,73 @@ type ClientInterface interface {
 	// Corresponds with POST /api/admin/events (the `CreateEvent` operationId).
 	CreateEvent(ctx context.Context, body CreateEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteEvent Remove an event that never had a reservation, with its queue.
+	//
+	// Corresponds with DELETE /api/admin/events/{id} (the `DeleteEvent` operationId).
+	DeleteEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAdminEvent One event with its admin fields, hidden or not.
+	//
+	// Corresponds with GET /api/admin/events/{id} (the `GetAdminEvent` operationId).
+	GetAdminEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchEventWithBody Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEventWithBody(ctx context.Context, idParam IDParam, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchEvent Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEvent(ctx context.Context, idParam IDParam, body PatchEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchEventWithApplicationMergePatchPlusJSONBody Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes a body of the `application/merge-patch+json` content type.
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEventWithApplicationMergePatchPlusJSONBody(ctx context.Context, idParam IDParam, body PatchEventApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// EventStats An event's tickets by state.
 	//
 	// Counts are in tickets. `available` is what is on sale, `held` the
@@ -497,7 +833,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/admin/events/{id}/stats (the `EventStats` operationId).
 	EventStats(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListEvents All events, newest first.
+	// ListEvents All events that are not hidden, newest first.
 	//
 	// Corresponds with GET /api/events (the `ListEvents` operationId).
 	ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -506,6 +842,60 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/events/{id} (the `GetEvent` operationId).
 	GetEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetQueue The visitor's place in the event's waiting room.
+	//
+	// Poll no sooner than `Retry-After` says: it grows with the wait, so
+	// polling load stays bounded, and faster polling gains nothing, since
+	// admission follows position. Each node answers from figures at most
+	// a second old.
+	//
+	// Corresponds with GET /api/events/{id}/queue (the `GetQueue` operationId).
+	GetQueue(ctx context.Context, idParam IDParam, params *GetQueueParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// JoinQueueWithBody Join the event's waiting room.
+	//
+	// Takes the `Visitor-Token` or creates one, as reserve does; a client
+	// should create its token before joining, so that a lost answer and a
+	// retry never make two entries. The first join answers 201; a repeat
+	// join with the same token 200 with the same place. A visitor whose
+	// entry expired gets a new one at the back (201). When the room's
+	// `challenge_bits` is above 0 the body carries a solved challenge.
+	// Joins beyond the per-address quota answer 429.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+	JoinQueueWithBody(ctx context.Context, idParam IDParam, params *JoinQueueParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// JoinQueue Join the event's waiting room.
+	//
+	// Takes the `Visitor-Token` or creates one, as reserve does; a client
+	// should create its token before joining, so that a lost answer and a
+	// retry never make two entries. The first join answers 201; a repeat
+	// join with the same token 200 with the same place. A visitor whose
+	// entry expired gets a new one at the back (201). When the room's
+	// `challenge_bits` is above 0 the body carries a solved challenge.
+	// Joins beyond the per-address quota answer 429.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+	JoinQueue(ctx context.Context, idParam IDParam, params *JoinQueueParams, body JoinQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// QueueChallenge A proof-of-work challenge for joining the event's queue.
+	//
+	// Takes the `Visitor-Token` or creates one (returned in the header).
+	// The challenge is signed for this event and visitor, expires at
+	// `expires_at` and works for one queue entry. To solve it, find a
+	// `nonce` of 1 to 64 characters of `[A-Za-z0-9]` such that SHA-256 of
+	// the UTF-8 string `challenge + ":" + visitor token in lower case + ":"
+	// + nonce` starts with `bits` zero bits, counted from the most
+	// significant bit of the first byte. With `bits` 0 any join is
+	// accepted and the challenge may be left out.
+	//
+	// Corresponds with GET /api/events/{id}/queue/challenge (the `QueueChallenge` operationId).
+	QueueChallenge(ctx context.Context, idParam IDParam, params *QueueChallengeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// StreamEvent Live availability of one event as server-sent events.
 	//
@@ -605,6 +995,21 @@ type ClientInterface interface {
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// ListAdminEvents All events, hidden ones too, newest first, with their admin fields.
+//
+// Corresponds with GET /api/admin/events (the `ListAdminEvents` operationId).
+func (c *Client) ListAdminEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminEventsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CreateEventWithBody Create an event (capacity = ticket_quantity).
 //
 // Takes any type of body and a specified content type.
@@ -639,6 +1044,123 @@ func (c *Client) CreateEvent(ctx context.Context, body CreateEventJSONRequestBod
 	return c.Client.Do(req)
 }
 
+// DeleteEvent Remove an event that never had a reservation, with its queue.
+//
+// Corresponds with DELETE /api/admin/events/{id} (the `DeleteEvent` operationId).
+func (c *Client) DeleteEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteEventRequest(c.Server, idParam)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAdminEvent One event with its admin fields, hidden or not.
+//
+// Corresponds with GET /api/admin/events/{id} (the `GetAdminEvent` operationId).
+func (c *Client) GetAdminEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAdminEventRequest(c.Server, idParam)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchEventWithBody Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *Client) PatchEventWithBody(ctx context.Context, idParam IDParam, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchEventRequestWithBody(c.Server, idParam, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchEvent Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *Client) PatchEvent(ctx context.Context, idParam IDParam, body PatchEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchEventRequest(c.Server, idParam, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchEventWithApplicationMergePatchPlusJSONBody Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes a body of the `application/merge-patch+json` content type.
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *Client) PatchEventWithApplicationMergePatchPlusJSONBody(ctx context.Context, idParam IDParam, body PatchEventApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchEventRequestWithApplicationMergePatchPlusJSONBody(c.Server, idParam, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // EventStats An event's tickets by state.
 //
 // Counts are in tickets. `available` is what is on sale, `held` the
@@ -658,7 +1180,7 @@ func (c *Client) EventStats(ctx context.Context, idParam IDParam, reqEditors ...
 	return c.Client.Do(req)
 }
 
-// ListEvents All events, newest first.
+// ListEvents All events that are not hidden, newest first.
 //
 // Corresponds with GET /api/events (the `ListEvents` operationId).
 func (c *Client) ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -678,6 +1200,100 @@ func (c *Client) ListEvents(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /api/events/{id} (the `GetEvent` operationId).
 func (c *Client) GetEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetEventRequest(c.Server, idParam)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetQueue The visitor's place in the event's waiting room.
+//
+// Poll no sooner than `Retry-After` says: it grows with the wait, so
+// polling load stays bounded, and faster polling gains nothing, since
+// admission follows position. Each node answers from figures at most
+// a second old.
+//
+// Corresponds with GET /api/events/{id}/queue (the `GetQueue` operationId).
+func (c *Client) GetQueue(ctx context.Context, idParam IDParam, params *GetQueueParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetQueueRequest(c.Server, idParam, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// JoinQueueWithBody Join the event's waiting room.
+//
+// Takes the `Visitor-Token` or creates one, as reserve does; a client
+// should create its token before joining, so that a lost answer and a
+// retry never make two entries. The first join answers 201; a repeat
+// join with the same token 200 with the same place. A visitor whose
+// entry expired gets a new one at the back (201). When the room's
+// `challenge_bits` is above 0 the body carries a solved challenge.
+// Joins beyond the per-address quota answer 429.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+func (c *Client) JoinQueueWithBody(ctx context.Context, idParam IDParam, params *JoinQueueParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewJoinQueueRequestWithBody(c.Server, idParam, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// JoinQueue Join the event's waiting room.
+//
+// Takes the `Visitor-Token` or creates one, as reserve does; a client
+// should create its token before joining, so that a lost answer and a
+// retry never make two entries. The first join answers 201; a repeat
+// join with the same token 200 with the same place. A visitor whose
+// entry expired gets a new one at the back (201). When the room's
+// `challenge_bits` is above 0 the body carries a solved challenge.
+// Joins beyond the per-address quota answer 429.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+func (c *Client) JoinQueue(ctx context.Context, idParam IDParam, params *JoinQueueParams, body JoinQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewJoinQueueRequest(c.Server, idParam, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// QueueChallenge A proof-of-work challenge for joining the event's queue.
+//
+// Takes the `Visitor-Token` or creates one (returned in the header).
+// The challenge is signed for this event and visitor, expires at
+// `expires_at` and works for one queue entry. To solve it, find a
+// `nonce` of 1 to 64 characters of `[A-Za-z0-9]` such that SHA-256 of
+// the UTF-8 string `challenge + ":" + visitor token in lower case + ":"
+// + nonce` starts with `bits` zero bits, counted from the most
+// significant bit of the first byte. With `bits` 0 any join is
+// accepted and the challenge may be left out.
+//
+// Corresponds with GET /api/events/{id}/queue/challenge (the `QueueChallenge` operationId).
+func (c *Client) QueueChallenge(ctx context.Context, idParam IDParam, params *QueueChallengeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewQueueChallengeRequest(c.Server, idParam, params)
 	if err != nil {
 		return nil, err
 	}
@@ -895,6 +1511,33 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// NewListAdminEventsRequest constructs an http.Request for the ListAdminEvents method
+func NewListAdminEventsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateEventRequest calls the generic CreateEvent builder with application/json body
 func NewCreateEventRequest(server string, body CreateEventJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -926,6 +1569,132 @@ func NewCreateEventRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteEventRequest constructs an http.Request for the DeleteEvent method
+func NewDeleteEventRequest(server string, idParam IDParam) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/events/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAdminEventRequest constructs an http.Request for the GetAdminEvent method
+func NewGetAdminEventRequest(server string, idParam IDParam) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/events/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPatchEventRequest calls the generic PatchEvent builder with application/json body
+func NewPatchEventRequest(server string, idParam IDParam, body PatchEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchEventRequestWithBody(server, idParam, "application/json", bodyReader)
+}
+
+// NewPatchEventRequestWithApplicationMergePatchPlusJSONBody calls the generic PatchEvent builder with application/merge-patch+json body
+func NewPatchEventRequestWithApplicationMergePatchPlusJSONBody(server string, idParam IDParam, body PatchEventApplicationMergePatchPlusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchEventRequestWithBody(server, idParam, "application/merge-patch+json", bodyReader)
+}
+
+// NewPatchEventRequestWithBody constructs an http.Request for the PatchEvent method, with any body, and a specified content type
+func NewPatchEventRequestWithBody(server string, idParam IDParam, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/events/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -1025,6 +1794,164 @@ func NewGetEventRequest(server string, idParam IDParam) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetQueueRequest constructs an http.Request for the GetQueue method
+func NewGetQueueRequest(server string, idParam IDParam, params *GetQueueParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/events/%s/queue", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Visitor-Token", params.VisitorToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Visitor-Token", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewJoinQueueRequest calls the generic JoinQueue builder with application/json body
+func NewJoinQueueRequest(server string, idParam IDParam, params *JoinQueueParams, body JoinQueueJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewJoinQueueRequestWithBody(server, idParam, params, "application/json", bodyReader)
+}
+
+// NewJoinQueueRequestWithBody constructs an http.Request for the JoinQueue method, with any body, and a specified content type
+func NewJoinQueueRequestWithBody(server string, idParam IDParam, params *JoinQueueParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/events/%s/queue", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.VisitorToken != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Visitor-Token", *params.VisitorToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Visitor-Token", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewQueueChallengeRequest constructs an http.Request for the QueueChallenge method
+func NewQueueChallengeRequest(server string, idParam IDParam, params *QueueChallengeParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", idParam, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/events/%s/queue/challenge", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.VisitorToken != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Visitor-Token", *params.VisitorToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Visitor-Token", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -1299,6 +2226,17 @@ func NewReserveRequestWithBody(server string, params *ReserveParams, contentType
 			req.Header.Set("Idempotency-Key", headerParam1)
 		}
 
+		if params.AdmissionPass != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Admission-Pass", *params.AdmissionPass, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Admission-Pass", headerParam2)
+		}
+
 	}
 
 	return req, nil
@@ -1429,6 +2367,13 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAdminEventsWithResponse All events, hidden ones too, newest first, with their admin fields.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/admin/events (the `ListAdminEvents` operationId).
+	ListAdminEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminEventsResponse, error)
+
 	// CreateEventWithBodyWithResponse Create an event (capacity = ticket_quantity).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1443,6 +2388,77 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/admin/events (the `CreateEvent` operationId).
 	CreateEventWithResponse(ctx context.Context, body CreateEventJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventResponse, error)
 
+	// DeleteEventWithResponse Remove an event that never had a reservation, with its queue.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/admin/events/{id} (the `DeleteEvent` operationId).
+	DeleteEventWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*DeleteEventResponse, error)
+
+	// GetAdminEventWithResponse One event with its admin fields, hidden or not.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/admin/events/{id} (the `GetAdminEvent` operationId).
+	GetAdminEventWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*GetAdminEventResponse, error)
+
+	// PatchEventWithBodyWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEventWithBodyWithResponse(ctx context.Context, idParam IDParam, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchEventResponse, error)
+
+	// PatchEventWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEventWithResponse(ctx context.Context, idParam IDParam, body PatchEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchEventResponse, error)
+
+	// PatchEventWithApplicationMergePatchPlusJSONBodyWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+	//
+	// Members present are changed; members absent stay. `waiting_room`:
+	// an object sets the room or changes the members it names, merged
+	// with the current settings (`admit_per_minute` is required when the
+	// event has no room yet); `null` removes the room and its queue. A
+	// member of `waiting_room` set to `null` goes back to its default;
+	// `max_per_order: null` goes back to 10, `hidden: null` and
+	// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+	// stops admission. Unknown members, and members that cannot be
+	// changed, are refused with `validation_failed` naming each
+	// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+	// `application/merge-patch+json` or `application/json`.
+	//
+	// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+	PatchEventWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, idParam IDParam, body PatchEventApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchEventResponse, error)
+
 	// EventStatsWithResponse An event's tickets by state.
 	//
 	// Counts are in tickets. `available` is what is on sale, `held` the
@@ -1454,7 +2470,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/admin/events/{id}/stats (the `EventStats` operationId).
 	EventStatsWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*EventStatsResponse, error)
 
-	// ListEventsWithResponse All events, newest first.
+	// ListEventsWithResponse All events that are not hidden, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1467,6 +2483,64 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/events/{id} (the `GetEvent` operationId).
 	GetEventWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*GetEventResponse, error)
+
+	// GetQueueWithResponse The visitor's place in the event's waiting room.
+	//
+	// Poll no sooner than `Retry-After` says: it grows with the wait, so
+	// polling load stays bounded, and faster polling gains nothing, since
+	// admission follows position. Each node answers from figures at most
+	// a second old.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/events/{id}/queue (the `GetQueue` operationId).
+	GetQueueWithResponse(ctx context.Context, idParam IDParam, params *GetQueueParams, reqEditors ...RequestEditorFn) (*GetQueueResponse, error)
+
+	// JoinQueueWithBodyWithResponse Join the event's waiting room.
+	//
+	// Takes the `Visitor-Token` or creates one, as reserve does; a client
+	// should create its token before joining, so that a lost answer and a
+	// retry never make two entries. The first join answers 201; a repeat
+	// join with the same token 200 with the same place. A visitor whose
+	// entry expired gets a new one at the back (201). When the room's
+	// `challenge_bits` is above 0 the body carries a solved challenge.
+	// Joins beyond the per-address quota answer 429.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+	JoinQueueWithBodyWithResponse(ctx context.Context, idParam IDParam, params *JoinQueueParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*JoinQueueResponse, error)
+
+	// JoinQueueWithResponse Join the event's waiting room.
+	//
+	// Takes the `Visitor-Token` or creates one, as reserve does; a client
+	// should create its token before joining, so that a lost answer and a
+	// retry never make two entries. The first join answers 201; a repeat
+	// join with the same token 200 with the same place. A visitor whose
+	// entry expired gets a new one at the back (201). When the room's
+	// `challenge_bits` is above 0 the body carries a solved challenge.
+	// Joins beyond the per-address quota answer 429.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+	JoinQueueWithResponse(ctx context.Context, idParam IDParam, params *JoinQueueParams, body JoinQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*JoinQueueResponse, error)
+
+	// QueueChallengeWithResponse A proof-of-work challenge for joining the event's queue.
+	//
+	// Takes the `Visitor-Token` or creates one (returned in the header).
+	// The challenge is signed for this event and visitor, expires at
+	// `expires_at` and works for one queue entry. To solve it, find a
+	// `nonce` of 1 to 64 characters of `[A-Za-z0-9]` such that SHA-256 of
+	// the UTF-8 string `challenge + ":" + visitor token in lower case + ":"
+	// + nonce` starts with `bits` zero bits, counted from the most
+	// significant bit of the first byte. With `bits` 0 any join is
+	// accepted and the challenge may be left out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/events/{id}/queue/challenge (the `QueueChallenge` operationId).
+	QueueChallengeWithResponse(ctx context.Context, idParam IDParam, params *QueueChallengeParams, reqEditors ...RequestEditorFn) (*QueueChallengeResponse, error)
 
 	// StreamEventWithResponse Live availability of one event as server-sent events.
 	//
@@ -1578,6 +2652,96 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+}
+
+// ListAdminEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminEvents
+type ListAdminEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListAdminEventsResponse429Headers the declared response headers of an HTTP 429 response for ListAdminEvents
+type ListAdminEventsResponse429Headers struct {
+	RetryAfter int
+}
+
+// ListAdminEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAdminEvents
+type ListAdminEventsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListAdminEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminEventsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListAdminEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAdminEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminEventsResponse) GetJSON200() *EventList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListAdminEventsResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminEventsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListAdminEventsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // CreateEventResponse401Headers the declared response headers of an HTTP 401 response for CreateEvent
@@ -1699,6 +2863,339 @@ func (r CreateEventResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteEventResponse401Headers the declared response headers of an HTTP 401 response for DeleteEvent
+type DeleteEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteEventResponse429Headers the declared response headers of an HTTP 429 response for DeleteEvent
+type DeleteEventResponse429Headers struct {
+	RetryAfter int
+}
+
+// DeleteEventResponse503Headers the declared response headers of an HTTP 503 response for DeleteEvent
+type DeleteEventResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *EventNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *EventHasReservations
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteEventResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteEventResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteEventResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteEventResponse) GetJSON404() *EventNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DeleteEventResponse) GetJSON409() *EventHasReservations {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r DeleteEventResponse) GetJSON422() *ValidationFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteEventResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteEventResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteEventResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAdminEventResponse401Headers the declared response headers of an HTTP 401 response for GetAdminEvent
+type GetAdminEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetAdminEventResponse429Headers the declared response headers of an HTTP 429 response for GetAdminEvent
+type GetAdminEventResponse429Headers struct {
+	RetryAfter int
+}
+
+// GetAdminEventResponse503Headers the declared response headers of an HTTP 503 response for GetAdminEvent
+type GetAdminEventResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetAdminEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventResponse
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *EventNotFound
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetAdminEventResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAdminEventResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAdminEventResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAdminEventResponse) GetJSON200() *EventResponse {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAdminEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetAdminEventResponse) GetJSON404() *EventNotFound {
+	return r.JSON404
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r GetAdminEventResponse) GetJSON422() *ValidationFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetAdminEventResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAdminEventResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAdminEventResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAdminEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAdminEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAdminEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAdminEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PatchEventResponse401Headers the declared response headers of an HTTP 401 response for PatchEvent
+type PatchEventResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PatchEventResponse429Headers the declared response headers of an HTTP 429 response for PatchEvent
+type PatchEventResponse429Headers struct {
+	RetryAfter int
+}
+
+// PatchEventResponse503Headers the declared response headers of an HTTP 503 response for PatchEvent
+type PatchEventResponse503Headers struct {
+	RetryAfter int
+}
+
+type PatchEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidJSON
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *EventNotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PatchEventResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PatchEventResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PatchEventResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchEventResponse) GetJSON200() *EventResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PatchEventResponse) GetJSON400() *InvalidJSON {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PatchEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PatchEventResponse) GetJSON404() *EventNotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PatchEventResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r PatchEventResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r PatchEventResponse) GetJSON422() *ValidationFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PatchEventResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PatchEventResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PatchEventResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1976,6 +3473,356 @@ func (r GetEventResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetQueueResponse200Headers the declared response headers of an HTTP 200 response for GetQueue
+type GetQueueResponse200Headers struct {
+	RetryAfter   int
+	VisitorToken UUIDLower
+}
+
+// GetQueueResponse429Headers the declared response headers of an HTTP 429 response for GetQueue
+type GetQueueResponse429Headers struct {
+	RetryAfter int
+}
+
+// GetQueueResponse503Headers the declared response headers of an HTTP 503 response for GetQueue
+type GetQueueResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetQueueResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *QueueStatusResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequestVisitorHeader
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *QueueNotFound
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetQueueResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetQueueResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetQueueResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetQueueResponse) GetJSON200() *QueueStatusResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetQueueResponse) GetJSON400() *BadRequestVisitorHeader {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetQueueResponse) GetJSON404() *QueueNotFound {
+	return r.JSON404
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r GetQueueResponse) GetJSON422() *ValidationFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetQueueResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetQueueResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetQueueResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetQueueResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetQueueResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetQueueResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetQueueResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// JoinQueueResponse200Headers the declared response headers of an HTTP 200 response for JoinQueue
+type JoinQueueResponse200Headers struct {
+	RetryAfter   int
+	VisitorToken UUIDLower
+}
+
+// JoinQueueResponse201Headers the declared response headers of an HTTP 201 response for JoinQueue
+type JoinQueueResponse201Headers struct {
+	RetryAfter   int
+	VisitorToken UUIDLower
+}
+
+// JoinQueueResponse429Headers the declared response headers of an HTTP 429 response for JoinQueue
+type JoinQueueResponse429Headers struct {
+	RetryAfter int
+}
+
+// JoinQueueResponse503Headers the declared response headers of an HTTP 503 response for JoinQueue
+type JoinQueueResponse503Headers struct {
+	RetryAfter int
+}
+
+type JoinQueueResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *QueueStatusResponse
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *QueueStatusResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequestReserve
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *WaitingRoomNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *QueueConflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ChallengeFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Overloaded
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *JoinQueueResponse200Headers
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *JoinQueueResponse201Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *JoinQueueResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *JoinQueueResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r JoinQueueResponse) GetJSON200() *QueueStatusResponse {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r JoinQueueResponse) GetJSON201() *QueueStatusResponse {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r JoinQueueResponse) GetJSON400() *BadRequestReserve {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r JoinQueueResponse) GetJSON404() *WaitingRoomNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r JoinQueueResponse) GetJSON409() *QueueConflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r JoinQueueResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r JoinQueueResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r JoinQueueResponse) GetJSON422() *ChallengeFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r JoinQueueResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r JoinQueueResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r JoinQueueResponse) GetJSON503() *Overloaded {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r JoinQueueResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r JoinQueueResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r JoinQueueResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r JoinQueueResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// QueueChallengeResponse200Headers the declared response headers of an HTTP 200 response for QueueChallenge
+type QueueChallengeResponse200Headers struct {
+	VisitorToken UUIDLower
+}
+
+// QueueChallengeResponse429Headers the declared response headers of an HTTP 429 response for QueueChallenge
+type QueueChallengeResponse429Headers struct {
+	RetryAfter int
+}
+
+// QueueChallengeResponse503Headers the declared response headers of an HTTP 503 response for QueueChallenge
+type QueueChallengeResponse503Headers struct {
+	RetryAfter int
+}
+
+type QueueChallengeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChallengeResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequestVisitorHeader
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *WaitingRoomNotFound
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *QueueChallengeResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *QueueChallengeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *QueueChallengeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r QueueChallengeResponse) GetJSON200() *ChallengeResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r QueueChallengeResponse) GetJSON400() *BadRequestVisitorHeader {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r QueueChallengeResponse) GetJSON404() *WaitingRoomNotFound {
+	return r.JSON404
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r QueueChallengeResponse) GetJSON422() *ValidationFailed {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r QueueChallengeResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r QueueChallengeResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r QueueChallengeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r QueueChallengeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r QueueChallengeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r QueueChallengeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r QueueChallengeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2490,7 +4337,7 @@ type ReserveResponse struct {
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequestReserve
 	// JSON403 the response for an HTTP 403 `application/json` response
-	JSON403 *CrossSite
+	JSON403 *AdmissionRefused
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *EventNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -2526,7 +4373,7 @@ func (r ReserveResponse) GetJSON400() *BadRequestReserve {
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r ReserveResponse) GetJSON403() *CrossSite {
+func (r ReserveResponse) GetJSON403() *AdmissionRefused {
 	return r.JSON403
 }
 
@@ -2729,6 +4576,19 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListAdminEventsWithResponse All events, hidden ones too, newest first, with their admin fields.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/admin/events (the `ListAdminEvents` operationId).
+func (c *ClientWithResponses) ListAdminEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminEventsResponse, error) {
+	rsp, err := c.ListAdminEvents(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminEventsResponse(rsp)
+}
+
 // CreateEventWithBodyWithResponse Create an event (capacity = ticket_quantity).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -2755,6 +4615,107 @@ func (c *ClientWithResponses) CreateEventWithResponse(ctx context.Context, body 
 	return ParseCreateEventResponse(rsp)
 }
 
+// DeleteEventWithResponse Remove an event that never had a reservation, with its queue.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/admin/events/{id} (the `DeleteEvent` operationId).
+func (c *ClientWithResponses) DeleteEventWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*DeleteEventResponse, error) {
+	rsp, err := c.DeleteEvent(ctx, idParam, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteEventResponse(rsp)
+}
+
+// GetAdminEventWithResponse One event with its admin fields, hidden or not.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/admin/events/{id} (the `GetAdminEvent` operationId).
+func (c *ClientWithResponses) GetAdminEventWithResponse(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*GetAdminEventResponse, error) {
+	rsp, err := c.GetAdminEvent(ctx, idParam, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAdminEventResponse(rsp)
+}
+
+// PatchEventWithBodyWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *ClientWithResponses) PatchEventWithBodyWithResponse(ctx context.Context, idParam IDParam, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchEventResponse, error) {
+	rsp, err := c.PatchEventWithBody(ctx, idParam, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchEventResponse(rsp)
+}
+
+// PatchEventWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *ClientWithResponses) PatchEventWithResponse(ctx context.Context, idParam IDParam, body PatchEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchEventResponse, error) {
+	rsp, err := c.PatchEvent(ctx, idParam, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchEventResponse(rsp)
+}
+
+// PatchEventWithApplicationMergePatchPlusJSONBodyWithResponse Change an event's settings with a JSON merge patch (RFC 7396).
+//
+// Members present are changed; members absent stay. `waiting_room`:
+// an object sets the room or changes the members it names, merged
+// with the current settings (`admit_per_minute` is required when the
+// event has no room yet); `null` removes the room and its queue. A
+// member of `waiting_room` set to `null` goes back to its default;
+// `max_per_order: null` goes back to 10, `hidden: null` and
+// `sale_closed: null` to false; `name` cannot be null. `waiting_room.paused: true`
+// stops admission. Unknown members, and members that cannot be
+// changed, are refused with `validation_failed` naming each
+// (`waiting_room.admit_per_minute` for nested ones). Content-Type
+// `application/merge-patch+json` or `application/json`.
+//
+// Takes a body of the `application/merge-patch+json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/admin/events/{id} (the `PatchEvent` operationId).
+func (c *ClientWithResponses) PatchEventWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, idParam IDParam, body PatchEventApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchEventResponse, error) {
+	rsp, err := c.PatchEventWithApplicationMergePatchPlusJSONBody(ctx, idParam, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchEventResponse(rsp)
+}
+
 // EventStatsWithResponse An event's tickets by state.
 //
 // Counts are in tickets. `available` is what is on sale, `held` the
@@ -2772,7 +4733,7 @@ func (c *ClientWithResponses) EventStatsWithResponse(ctx context.Context, idPara
 	return ParseEventStatsResponse(rsp)
 }
 
-// ListEventsWithResponse All events, newest first.
+// ListEventsWithResponse All events that are not hidden, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2796,6 +4757,88 @@ func (c *ClientWithResponses) GetEventWithResponse(ctx context.Context, idParam 
 		return nil, err
 	}
 	return ParseGetEventResponse(rsp)
+}
+
+// GetQueueWithResponse The visitor's place in the event's waiting room.
+//
+// Poll no sooner than `Retry-After` says: it grows with the wait, so
+// polling load stays bounded, and faster polling gains nothing, since
+// admission follows position. Each node answers from figures at most
+// a second old.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/events/{id}/queue (the `GetQueue` operationId).
+func (c *ClientWithResponses) GetQueueWithResponse(ctx context.Context, idParam IDParam, params *GetQueueParams, reqEditors ...RequestEditorFn) (*GetQueueResponse, error) {
+	rsp, err := c.GetQueue(ctx, idParam, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetQueueResponse(rsp)
+}
+
+// JoinQueueWithBodyWithResponse Join the event's waiting room.
+//
+// Takes the `Visitor-Token` or creates one, as reserve does; a client
+// should create its token before joining, so that a lost answer and a
+// retry never make two entries. The first join answers 201; a repeat
+// join with the same token 200 with the same place. A visitor whose
+// entry expired gets a new one at the back (201). When the room's
+// `challenge_bits` is above 0 the body carries a solved challenge.
+// Joins beyond the per-address quota answer 429.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+func (c *ClientWithResponses) JoinQueueWithBodyWithResponse(ctx context.Context, idParam IDParam, params *JoinQueueParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*JoinQueueResponse, error) {
+	rsp, err := c.JoinQueueWithBody(ctx, idParam, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJoinQueueResponse(rsp)
+}
+
+// JoinQueueWithResponse Join the event's waiting room.
+//
+// Takes the `Visitor-Token` or creates one, as reserve does; a client
+// should create its token before joining, so that a lost answer and a
+// retry never make two entries. The first join answers 201; a repeat
+// join with the same token 200 with the same place. A visitor whose
+// entry expired gets a new one at the back (201). When the room's
+// `challenge_bits` is above 0 the body carries a solved challenge.
+// Joins beyond the per-address quota answer 429.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/events/{id}/queue (the `JoinQueue` operationId).
+func (c *ClientWithResponses) JoinQueueWithResponse(ctx context.Context, idParam IDParam, params *JoinQueueParams, body JoinQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*JoinQueueResponse, error) {
+	rsp, err := c.JoinQueue(ctx, idParam, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJoinQueueResponse(rsp)
+}
+
+// QueueChallengeWithResponse A proof-of-work challenge for joining the event's queue.
+//
+// Takes the `Visitor-Token` or creates one (returned in the header).
+// The challenge is signed for this event and visitor, expires at
+// `expires_at` and works for one queue entry. To solve it, find a
+// `nonce` of 1 to 64 characters of `[A-Za-z0-9]` such that SHA-256 of
+// the UTF-8 string `challenge + ":" + visitor token in lower case + ":"
+// + nonce` starts with `bits` zero bits, counted from the most
+// significant bit of the first byte. With `bits` 0 any join is
+// accepted and the challenge may be left out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/events/{id}/queue/challenge (the `QueueChallenge` operationId).
+func (c *ClientWithResponses) QueueChallengeWithResponse(ctx context.Context, idParam IDParam, params *QueueChallengeParams, reqEditors ...RequestEditorFn) (*QueueChallengeResponse, error) {
+	rsp, err := c.QueueChallenge(ctx, idParam, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseQueueChallengeResponse(rsp)
 }
 
 // StreamEventWithResponse Live availability of one event as server-sent events.
@@ -2975,6 +5018,93 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// ParseListAdminEventsResponse parses an HTTP response from a ListAdminEventsWithResponse call
+func ParseListAdminEventsResponse(rsp *http.Response) (*ListAdminEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListAdminEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListAdminEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAdminEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCreateEventResponse parses an HTTP response from a CreateEventWithResponse call
 func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3084,6 +5214,333 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteEventResponse parses an HTTP response from a DeleteEventWithResponse call
+func ParseDeleteEventResponse(rsp *http.Response) (*DeleteEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest EventNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest EventHasReservations
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAdminEventResponse parses an HTTP response from a GetAdminEventWithResponse call
+func ParseGetAdminEventResponse(rsp *http.Response) (*GetAdminEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAdminEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest EventNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetAdminEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAdminEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAdminEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePatchEventResponse parses an HTTP response from a PatchEventWithResponse call
+func ParsePatchEventResponse(rsp *http.Response) (*PatchEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest EventNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PatchEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PatchEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PatchEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -3346,6 +5803,368 @@ func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetQueueResponse parses an HTTP response from a GetQueueWithResponse call
+func ParseGetQueueResponse(rsp *http.Response) (*GetQueueResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetQueueResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest QueueStatusResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestVisitorHeader
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest QueueNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetQueueResponse200Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("Visitor-Token"); len(values) > 0 {
+			var value UUIDLower
+			if err := runtime.BindStyledParameterWithOptions("simple", "Visitor-Token", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.VisitorToken = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetQueueResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetQueueResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseJoinQueueResponse parses an HTTP response from a JoinQueueWithResponse call
+func ParseJoinQueueResponse(rsp *http.Response) (*JoinQueueResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &JoinQueueResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest QueueStatusResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest QueueStatusResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestReserve
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest WaitingRoomNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest QueueConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ChallengeFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers JoinQueueResponse200Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("Visitor-Token"); len(values) > 0 {
+			var value UUIDLower
+			if err := runtime.BindStyledParameterWithOptions("simple", "Visitor-Token", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.VisitorToken = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 201:
+		var headers JoinQueueResponse201Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("Visitor-Token"); len(values) > 0 {
+			var value UUIDLower
+			if err := runtime.BindStyledParameterWithOptions("simple", "Visitor-Token", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.VisitorToken = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 429:
+		var headers JoinQueueResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers JoinQueueResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseQueueChallengeResponse parses an HTTP response from a QueueChallengeWithResponse call
+func ParseQueueChallengeResponse(rsp *http.Response) (*QueueChallengeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &QueueChallengeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChallengeResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestVisitorHeader
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest WaitingRoomNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers QueueChallengeResponse200Headers
+		if values := rsp.Header.Values("Visitor-Token"); len(values) > 0 {
+			var value UUIDLower
+			if err := runtime.BindStyledParameterWithOptions("simple", "Visitor-Token", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.VisitorToken = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers QueueChallengeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers QueueChallengeResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -3840,7 +6659,7 @@ func ParseReserveResponse(rsp *http.Response) (*ReserveResponse, error) {
 		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest CrossSite
+		var dest AdmissionRefused
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

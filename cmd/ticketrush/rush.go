@@ -76,6 +76,13 @@ names each and why, and the exit status is 3 unless --partial-ok.
 Exit status: 0 PASS; 1 a check failed (FAIL); 2 bad command line;
 3 PARTIAL (nothing failed, something could not be verified).
 
+With --humans or --bots it runs a fairness rehearsal instead: it creates a
+hidden event with a waiting room (and, with --compare, one without) and
+lets the humans and the bots compete for the tickets, then reports orders
+won and tickets by group, each group's share of admissions and of orders,
+whether place depends on join time or group (rank tests with p-values) and
+the admission rate seen against the configured one.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -97,8 +104,17 @@ Flags:
 	retries := fs.Int("retries", 2, "times a visitor repeats a step that was shed (429/503 with Retry-After) or failed; 0 for none")
 	seed := fs.Uint64("seed", 0, "seed of the visitors' choices (default: random)")
 	partialOK := fs.Bool("partial-ok", false, "exit 0 when the verdict is PARTIAL (checks skipped, none failed) instead of 3")
+	var fair fairFlags
+	fair.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fair.requested(fs) {
+		if len(urls) == 0 {
+			fmt.Fprintln(stderr, "rush: --url is required")
+			return errUsage
+		}
+		return runFair(ctx, &fair, urls, *token, *timeout, *seed, *asJSON, stdout, stderr)
 	}
 	switch {
 	case len(urls) == 0:

@@ -55,6 +55,15 @@ type serveConfig struct {
 	// requestLogger, when set, writes the request log (serve gives it an
 	// asynchronous writer); else the request log goes to the main log.
 	requestLogger *slog.Logger
+	// passKeys sign admission passes and join challenges ("kid:secret,…";
+	// the first signs, all verify); "" derives one (see passKeysFor).
+	passKeys string
+	// joinRate and joinBurst are the join quota per client IP and visitor;
+	// joinRate 0 is off.
+	joinRate  float64
+	joinBurst int
+	// queueInterval is how often this node advances every waiting room.
+	queueInterval time.Duration
 	// ready, when set, is told the listening address once the server
 	// accepts connections.
 	ready func(addr string)
@@ -86,6 +95,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	proxies := fs.String("trusted-proxies", getenv("TICKETRUSH_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the rate limit believes, e.g. 10.0.0.0/8; empty: the header is ignored (env TICKETRUSH_TRUSTED_PROXIES)")
 	origins := fs.String("allowed-origins", getenv("TICKETRUSH_ALLOWED_ORIGINS"), "comma-separated origins whose pages may call the API and admin from a browser, e.g. https://shop.example.com; every other cross-site browser request that changes state or reaches admin is refused with 403 (env TICKETRUSH_ALLOWED_ORIGINS)")
 	fs.IntVar(&c.maxStreamsPerIP, "max-streams-per-ip", envInt(getenv, "TICKETRUSH_MAX_STREAMS_PER_IP", web.DefaultMaxStreamsPerIP), "most live availability streams one client IP may hold open; beyond it 429 too_many_streams; negative: no cap (env TICKETRUSH_MAX_STREAMS_PER_IP)")
+	fs.StringVar(&c.passKeys, "pass-keys", getenv("TICKETRUSH_PASS_KEYS"), "keys signing admission passes and join challenges, \"kid:secret,kid2:secret2\" (secrets of 16+ characters): the first signs, all verify, so a key rotates by adding it second, moving it first, then dropping the old one; every node needs the same keys. Unset: derived from --admin-token, or random to this process when that is unset too (env TICKETRUSH_PASS_KEYS)")
+	fs.Float64Var(&c.joinRate, "join-rate", envFloat(getenv, "TICKETRUSH_JOIN_RATE", 1), "queue joins per second allowed to each client IP (IPv6 per /64) and visitor token, 429 beyond; 0 turns the quota off (env TICKETRUSH_JOIN_RATE)")
+	fs.IntVar(&c.joinBurst, "join-burst", envInt(getenv, "TICKETRUSH_JOIN_BURST", 20), "queue joins a client IP may send at once after a pause (env TICKETRUSH_JOIN_BURST)")
+	durationVar(fs, &envErrs, getenv, &c.queueInterval, "queue-interval", "TICKETRUSH_QUEUE_INTERVAL", defaultQueueInterval, "how often this node advances every waiting room (shuffle, expiry, admission), a `duration` such as 250ms (env TICKETRUSH_QUEUE_INTERVAL)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -156,6 +169,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	}
 	if c.rateLimit < 0 || c.rateBurst < 0 {
 		return fmt.Errorf("--rate-limit %g, --rate-burst %d: must not be negative (--rate-limit 0 turns the limit off)", c.rateLimit, c.rateBurst)
+	}
+	if err := c.checkWaitingRoom(); err != nil {
+		return err
 	}
 	if c.requestLogMax < 0 {
 		return fmt.Errorf("--request-log-max %g: must not be negative (0 means no cap)", c.requestLogMax)
@@ -267,6 +283,10 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	} else {
 		log.Info("rate limit off")
 	}
+	passKeys, err := passKeysFor(c, log)
+	if err != nil {
+		return err
+	}
 	api := httpapi.New(httpapi.Config{
 		Store:       s,
 		Reserver:    reserver,
@@ -282,6 +302,12 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		Limiter:        limiter,
 		ClientIP:       clientIP,
 		RequestLog:     reqLog,
+		WaitingRoom: httpapi.WaitingRoomConfig{
+			PassKeys:       passKeys,
+			JoinsPerSecond: c.joinRate,
+			JoinBurst:      c.joinBurst,
+			TrustedProxies: c.trustedProxies,
+		},
 	})
 	if c.adminToken == "" {
 		log.Warn("no admin token set: admin is switched off and answers 403 admin_disabled (set --admin-token or TICKETRUSH_ADMIN_TOKEN)")
@@ -309,6 +335,12 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		ticketrush.Sweep(sweepCtx, s, c.sweepInterval, log, api.HoldsReleased)
 	}()
 
+	queued := make(chan struct{})
+	go func() {
+		defer close(queued)
+		keepQueues(sweepCtx, s, c.queueInterval, log, api.QueueAdvanced)
+	}()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "backend", backend, "strategy", c.strategy)
@@ -320,6 +352,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	case err := <-errc:
 		stopSweep()
 		<-swept
+		<-queued
 		return err
 	case <-ctx.Done():
 	}
@@ -330,8 +363,10 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	if batcher != nil {
 		batcher.Close()
 	}
+	api.Close()
 	stopSweep()
 	<-swept
+	<-queued
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

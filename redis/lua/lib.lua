@@ -1,12 +1,15 @@
 -- lib.lua is prepended to every script below when the package loads, so
 -- each script is self-contained: one EVALSHA, one atomic change.
 --
--- Every script that touches an event takes the same five keys, all in the
--- event's hash slot ({e:ID}):
+-- Every script that touches an event takes the same NK keys, all in the
+-- event's hash slot ({e:ID}), then the keys of its own (KEYS[NK+i]):
 --   KEYS[1] the event hash: name, ticket_quantity, capacity, hold_seconds,
---           max_per_visitor, sale_starts_at, created_at, updated_at, and the
---           counters seq (last reservation number), held, purchased,
---           expired, cancelled (tickets by reservation status)
+--           max_per_visitor, sale_starts_at, created_at, updated_at,
+--           max_per_order, hidden, sale_closed, the waiting room (wr = 1
+--           when it has one; wr_apm, wr_max_active, wr_pass, wr_preopen,
+--           wr_bits, wr_paused), and the counters seq (last reservation
+--           number), held, purchased, expired, cancelled (tickets by
+--           reservation status)
 --   KEYS[2] reservations: hash, reservation number -> record
 --   KEYS[3] holds: sorted set of reservation numbers in status reserved,
 --           scored by expires_at
@@ -15,6 +18,20 @@
 --           holds are one ZRANGEBYLEX (kept only when max_per_visitor > 0)
 --   KEYS[5] visitor purchases: hash, visitor -> tickets bought (kept only
 --           when max_per_visitor > 0)
+--   KEYS[6] queue entries: hash, visitor -> entry record (see queue.go)
+--   KEYS[7] queue state: hash of counters (see load_queue)
+--   KEYS[8] pre-queue: list of visitors in join order, before the shuffle
+--   KEYS[9] shuffle: sorted set of pre-queue visitors scored by their
+--           random key, between the shuffle's two passes
+--   KEYS[10] queue order: hash, position -> visitor, for positions given
+--           and not yet admitted
+--   KEYS[11] active: sorted set of admitted visitors not yet done, scored
+--           by when they stop being active (pass or hold expiry)
+--   KEYS[12] admission stamps: sorted set of positions scored by
+--           admitted_at, trimmed to the last 60 s
+--   KEYS[13] this call's run record: the answer of a write script, kept a
+--           while so a call the client sends again (a Cluster client does
+--           after a lost reply) answers as the first run did
 --
 -- A reservation record is one string of space-separated fields:
 --   status amount visitor expires_at created_at updated_at idempotency_key
@@ -27,6 +44,13 @@
 
 local ID_SPAN = 268435456 -- 2^28 reservation numbers per event, see doc.go
 local US = 1000000
+local NK = 13
+-- RELEASE_CHUNK bounds the expired holds one script call releases (Go's
+-- releaseChunk): a loop inside one script still blocks the whole server.
+local RELEASE_CHUNK = 100
+-- QUEUE_CHUNK bounds the entries one advance shuffles, expires or admits
+-- (ticketrush.QueueChunk).
+local QUEUE_CHUNK = 1000
 
 local function int(n)
   return string.format('%d', n)
@@ -42,6 +66,57 @@ local function clock(arg)
   return tonumber(t[1]) * US + tonumber(t[2])
 end
 
+-- Run records. A write script first asks ran() for the answer of an
+-- earlier run of the same call (same run id, so same KEYS[13]) and returns
+-- it if there is one; otherwise it records its answer with remember(). The
+-- key ends in ":run:ID:TTL" (seconds to keep it); a key ending in ":run:"
+-- means the caller needs no record (a single Redis, which never sends a
+-- call twice).
+local RUN_TTL = KEYS[13] and string.match(KEYS[13], ':run:%x+:(%d+)$')
+
+local function ran()
+  if not RUN_TTL then
+    return nil
+  end
+  local v = redis.call('GET', KEYS[13])
+  if v then
+    return cjson.decode(v)
+  end
+  return nil
+end
+
+local function remember(answer)
+  if RUN_TTL then
+    redis.call('SET', KEYS[13], cjson.encode(answer), 'EX', RUN_TTL)
+  end
+  return answer
+end
+
+-- Reserve answers are kept short in run records: a granted request as its
+-- reservation number alone, read back on a repeat (the reservation as it
+-- is then), so a busy event's records stay small.
+local function remember_reserves(answers)
+  local short = {}
+  for i, a in ipairs(answers) do
+    short[i] = string.match(a, '^(%d+) ') or a
+  end
+  remember(short)
+  return answers
+end
+
+local function ran_reserves()
+  local short = ran()
+  if not short then
+    return nil
+  end
+  for i, a in ipairs(short) do
+    if string.match(a, '^%d+$') then
+      short[i] = a .. ' ' .. redis.call('HGET', KEYS[2], a)
+    end
+  end
+  return short
+end
+
 local function decode(s)
   local st, a, v, x, c, u, k = string.match(s, '^(%a+) (%d+) (%S+) (%d+) (%d+) (%d+) (%S*)$')
   return {status = st, amount = tonumber(a), visitor = v, expires = tonumber(x),
@@ -51,6 +126,21 @@ end
 local function encode(r)
   return r.status .. ' ' .. int(r.amount) .. ' ' .. r.visitor .. ' ' .. int(r.expires) .. ' ' ..
     int(r.created) .. ' ' .. int(r.updated) .. ' ' .. r.key
+end
+
+-- A queue entry record is one string of space-separated fields:
+--   state attempt position joined_at admitted_at pass_expires_at reservation challenge
+-- with 0 for a time or number not set; the challenge comes last and may be
+-- empty or hold spaces.
+local function decode_entry(s)
+  local st, a, p, j, ad, px, r, ch = string.match(s, '^(%a+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (.*)$')
+  return {state = st, attempt = tonumber(a), pos = tonumber(p), joined = tonumber(j),
+          admitted = tonumber(ad), passexp = tonumber(px), res = tonumber(r), challenge = ch}
+end
+
+local function encode_entry(e)
+  return e.state .. ' ' .. int(e.attempt) .. ' ' .. int(e.pos) .. ' ' .. int(e.joined) .. ' ' ..
+    int(e.admitted) .. ' ' .. int(e.passexp) .. ' ' .. int(e.res) .. ' ' .. e.challenge
 end
 
 -- pad makes times sort lexically as they sort numerically (every time is
@@ -65,16 +155,27 @@ end
 
 local function load_event()
   local v = redis.call('HMGET', KEYS[1], 'ticket_quantity', 'hold_seconds', 'max_per_visitor',
-    'sale_starts_at', 'seq', 'held', 'purchased', 'expired', 'cancelled')
+    'sale_starts_at', 'seq', 'held', 'purchased', 'expired', 'cancelled', 'max_per_order',
+    'sale_closed', 'wr', 'wr_apm', 'wr_max_active', 'wr_pass', 'wr_preopen', 'wr_paused')
   if not v[1] then
     return nil
   end
   local ev = {tq = tonumber(v[1]), hold = tonumber(v[2]), mpv = tonumber(v[3]), sale = nil,
     seq = tonumber(v[5]), held = tonumber(v[6]), purchased = tonumber(v[7]),
-    expired = tonumber(v[8]), cancelled = tonumber(v[9]), changed = false, stocked = false,
+    expired = tonumber(v[8]), cancelled = tonumber(v[9]),
+    -- Events written before max_per_order existed take the default.
+    mpo = tonumber(v[10] or '10'), closed = v[11] == '1', wr = v[12] == '1',
+    changed = false, stocked = false, budget = RELEASE_CHUNK,
     new_res = {}, new_holds = {}, made = {}}
   if v[4] ~= '' then
     ev.sale = tonumber(v[4])
+  end
+  if ev.wr then
+    ev.apm, ev.max_active, ev.pass = tonumber(v[13]), tonumber(v[14]), tonumber(v[15])
+    ev.paused = v[17] == '1'
+    if v[16] and v[16] ~= '' then
+      ev.preopen = tonumber(v[16])
+    end
   end
   return ev
 end
@@ -110,6 +211,29 @@ local function save_event(ev, now)
   redis.call('HSET', KEYS[1], unpack(args))
 end
 
+-- hold_ended tells the waiting room that hold n of visitor was purchased
+-- (ended false: the visitor is done, still admitted) or released (ended
+-- true: the entry expires, the visitor may queue again), when the hold was
+-- made with the visitor's current admission.
+local function hold_ended(ev, visitor, n, ended)
+  if not ev.wr then
+    return
+  end
+  local s = redis.call('HGET', KEYS[6], visitor)
+  if not s then
+    return
+  end
+  local e = decode_entry(s)
+  if e.state ~= 'admitted' or e.res ~= tonumber(n) then
+    return
+  end
+  redis.call('ZREM', KEYS[11], visitor)
+  if ended then
+    e.state = 'expired'
+    redis.call('HSET', KEYS[6], visitor, encode_entry(e))
+  end
+end
+
 -- release ends a hold r (number n) as status 'expired' or 'cancelled' and
 -- puts its tickets back on sale.
 local function release(ev, n, r, status, now)
@@ -129,23 +253,50 @@ local function release(ev, n, r, status, now)
   end
   ev.changed = true
   ev.stocked = true
+  hold_ended(ev, r.visitor, n, true)
 end
 
 -- release_expired releases the event's holds whose expires_at is not after
--- now, oldest first, at most limit of them (all when limit is nil). Taking
--- them from the holds set and changing their status happen in the same
--- script, so each is released exactly once however many sweepers run.
+-- now, oldest first, at most limit of them. Taking them from the holds set
+-- and changing their status happen in the same script, so each is released
+-- exactly once however many sweepers run.
 local function release_expired(ev, now, limit)
-  local ns
-  if limit then
-    ns = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, limit)
-  else
-    ns = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now))
-  end
+  local ns = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, limit)
   for _, n in ipairs(ns) do
     release(ev, n, decode(redis.call('HGET', KEYS[2], n)), 'expired', now)
   end
   return #ns
+end
+
+-- release_needed releases expired holds, oldest first, until the stock
+-- covers amount, within the call's budget of RELEASE_CHUNK releases. It
+-- returns true when the stock is still short, the budget is spent and
+-- expired holds remain: the caller must answer '!more' so that Go calls
+-- again, each chunk its own script call.
+local function release_needed(ev, now, amount)
+  while ev.tq < amount and not ev.drained do
+    if ev.budget <= 0 then
+      local left = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, 1)
+      if #left == 0 then
+        ev.drained = true
+        return false
+      end
+      return true
+    end
+    -- Fetch a few at a time, release only while short.
+    local ns = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, math.min(ev.budget, 16))
+    if #ns == 0 then
+      ev.drained = true
+    end
+    for _, n in ipairs(ns) do
+      if ev.tq >= amount then
+        break
+      end
+      release(ev, n, decode(redis.call('HGET', KEYS[2], n)), 'expired', now)
+      ev.budget = ev.budget - 1
+    end
+  end
+  return false
 end
 
 -- visitor_held is what counts against max_per_visitor: the visitor's
@@ -159,16 +310,41 @@ local function visitor_held(visitor, now)
   return held
 end
 
+-- check_admission is ticketrush.CheckAdmission: it returns the visitor's
+-- entry when the event has no waiting room (nil) or the pass (admission,
+-- the attempt it names, 0 for none) is valid, else an answer.
+local function check_admission(ev, visitor, admission, now)
+  if not ev.wr then
+    return nil
+  end
+  local adm = tonumber(admission)
+  if adm == 0 then
+    return nil, '!admission_required'
+  end
+  local s = redis.call('HGET', KEYS[6], visitor)
+  local e = s and decode_entry(s)
+  if not e or e.attempt ~= adm or e.admitted == 0 then
+    return nil, '!admission_invalid'
+  elseif e.res ~= 0 then
+    return nil, '!admission_invalid used'
+  elseif e.passexp <= now then
+    return nil, '!admission_expired'
+  end
+  return e
+end
+
 -- reserve_one decides one request as the SQL backends' Reserve does, in the
--- same order: idempotency key, release of expired holds if stock is short,
--- then ticketrush.Decide's rules (sale start, visitor limit, stock). It
--- returns the reservation as "number record", or "!code" (with an argument
--- after a space for the visitor limit).
+-- same order: idempotency key, then ticketrush.Decide's and
+-- CheckAdmission's rules (sale closed, sale start, admission, order limit,
+-- visitor limit, stock), releasing expired holds if the stock is short. It returns the
+-- reservation as "number record", or "!code" (with an argument after a
+-- space for the limits), or '!more' when expired holds must be released in
+-- another call first.
 --
 -- idem_key/idem_field locate the visitor's Idempotency-Key record, whose
 -- value is the reservation id; conflict is '1' when the caller already knows
 -- the key was used on another event (see reserve.go).
-local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_field, conflict)
+local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_field, conflict, admission)
   local amount = tonumber(amount_s)
   if key ~= '' then
     if conflict == '1' then
@@ -189,16 +365,26 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
     end
   end
 
-  if ev.tq < amount and not ev.swept then
-    -- Nothing else can expire at this same now, so a batch sweeps once.
-    release_expired(ev, now, nil)
-    ev.swept = true
+  if ev.closed then
+    return '!sale_closed'
   end
   if ev.sale and now < ev.sale then
     return '!sale_not_started'
   end
+  local entry, refused = check_admission(ev, visitor, admission, now)
+  if refused then
+    return refused
+  end
+  if ev.mpo > 0 and amount > ev.mpo then
+    return '!order_limit_exceeded ' .. int(ev.mpo)
+  end
   if ev.mpv > 0 and visitor_held(visitor, now) + amount > ev.mpv then
     return '!visitor_limit_exceeded ' .. int(ev.mpv)
+  end
+  -- Only the stock depends on expired holds: release them last, and only
+  -- when releasing every hold could cover the request.
+  if ev.tq < amount and amount <= ev.tq + ev.held and release_needed(ev, now, amount) then
+    return '!more'
   end
   if ev.tq < amount then
     return '!not_enough_tickets'
@@ -218,7 +404,8 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
     ev.now_s .. ' ' .. ev.now_s .. ' ' .. key
   -- Written by save_event. Nothing in this script reads them back before
   -- then but an idempotent repeat, which looks in ev.made first; the visitor
-  -- holds and the key record, which later requests do read, are written now.
+  -- holds, the key record and the queue entry, which later requests do
+  -- read, are written now.
   local k = #ev.new_res
   ev.new_res[k + 1], ev.new_res[k + 2] = n, s
   ev.new_holds[k + 1], ev.new_holds[k + 2] = ev.exp_s, n
@@ -228,6 +415,12 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   end
   if key ~= '' then
     redis.call('HSET', idem_key, idem_field, int(eid * ID_SPAN + ev.seq))
+  end
+  if entry then
+    -- The pass is used; the visitor stays active while the hold lasts.
+    entry.res = ev.seq
+    redis.call('HSET', KEYS[6], visitor, encode_entry(entry))
+    redis.call('ZADD', KEYS[11], ev.exp_s, visitor)
   end
   ev.tq = ev.tq - amount
   ev.held = ev.held + amount
@@ -266,4 +459,71 @@ local function open_hold(n, visitor, now, on_cancelled)
     return nil, nil, '!reservation_expired'
   end
   return ev, r
+end
+
+-- Queue state (KEYS[7]): closed (1 once the pre-queue is closed), pre (its
+-- size P, frozen at closing), next (the last position given to a join after
+-- closing), assigned (positions the shuffle gave so far), done (1 once the
+-- shuffle is complete), tail, serving, admitted (ever), last (the last
+-- admission's time), npre and nwait (entries in the pre-queue and waiting).
+local QFIELDS = {'closed', 'pre', 'next', 'assigned', 'done', 'tail', 'serving', 'admitted',
+  'last', 'npre', 'nwait'}
+
+local function load_queue()
+  local v = redis.call('HMGET', KEYS[7], unpack(QFIELDS))
+  local q = {}
+  for i, f in ipairs(QFIELDS) do
+    q[f] = tonumber(v[i] or '0')
+  end
+  return q
+end
+
+local function save_queue(q)
+  local args = {}
+  for _, f in ipairs(QFIELDS) do
+    args[#args + 1] = f
+    args[#args + 1] = int(q[f])
+  end
+  redis.call('HSET', KEYS[7], unpack(args))
+end
+
+local function sale_started(ev, now)
+  return ev.sale == nil or now >= ev.sale
+end
+
+-- close_prequeue freezes the pre-queue once the sale has started: later
+-- joins queue behind it. With an empty pre-queue the shuffle is done.
+local function close_prequeue(ev, q, now)
+  if q.closed == 1 or not sale_started(ev, now) then
+    return
+  end
+  q.closed = 1
+  q.pre = q.npre
+  q.next = q.pre
+  if q.pre == 0 then
+    q.done = 1
+  end
+end
+
+-- entry_state is the entry's state as of now: an admitted entry whose pass
+-- ran out unused, or whose hold ended or is past its expiry, is expired.
+local function entry_state(e, now)
+  if e.state ~= 'admitted' then
+    return e.state
+  end
+  if e.res == 0 then
+    if e.passexp <= now then
+      return 'expired'
+    end
+    return 'admitted'
+  end
+  local s = redis.call('HGET', KEYS[2], int(e.res))
+  if not s then
+    return 'expired'
+  end
+  local r = decode(s)
+  if r.status == 'purchased' or (r.status == 'reserved' and r.expires > now) then
+    return 'admitted'
+  end
+  return 'expired'
 end
