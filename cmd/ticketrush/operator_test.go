@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -129,5 +130,31 @@ func TestServeFlagValues(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("%v: left %v behind", args, entries)
 		}
+	}
+}
+
+// TestServeDefaults: the rate limit is on by default at the values the
+// README names, the environment sets it like the flag, and 0 turns it off.
+func TestServeDefaults(t *testing.T) {
+	c, err := parseServe(nil, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rateLimit != 10 || c.rateBurst != 50 {
+		t.Errorf("default rate limit %g/s burst %d, want 10/s burst 50", c.rateLimit, c.rateBurst)
+	}
+	if c.maxStreamsPerIP != 64 || c.requestLog != "info" || c.requestLogMax != 1000 {
+		t.Errorf("defaults: streams per IP %d, request log %q max %g", c.maxStreamsPerIP, c.requestLog, c.requestLogMax)
+	}
+	env := map[string]string{"TICKETRUSH_RATE_LIMIT": "0", "TICKETRUSH_ALLOWED_ORIGINS": "https://shop.example.com"}
+	c, err = parseServe(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rateLimit != 0 || len(c.allowedOrigins) != 1 || c.allowedOrigins[0] != "https://shop.example.com" {
+		t.Errorf("from the environment: rate %g, origins %v", c.rateLimit, c.allowedOrigins)
+	}
+	if c, err = parseServe([]string{"--rate-limit", "0"}, noEnv, io.Discard); err != nil || c.rateLimit != 0 {
+		t.Errorf("--rate-limit 0: %g, %v", c.rateLimit, err)
 	}
 }

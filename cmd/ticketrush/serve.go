@@ -70,6 +70,15 @@ type serveConfig struct {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, stderr)
+}
+
+// parseServe reads serve's flags and environment into a configuration.
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -100,23 +109,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.joinBurst, "join-burst", envInt(getenv, "TICKETRUSH_JOIN_BURST", 20), "queue joins a client IP may send at once after a pause (env TICKETRUSH_JOIN_BURST)")
 	durationVar(fs, &envErrs, getenv, &c.queueInterval, "queue-interval", "TICKETRUSH_QUEUE_INTERVAL", defaultQueueInterval, "how often this node advances every waiting room (shuffle, expiry, admission), a `duration` such as 250ms (env TICKETRUSH_QUEUE_INTERVAL)")
 	if err := parse(fs, args); err != nil {
-		return err
+		return c, err
 	}
 	if err := envErrs.err(); err != nil {
-		return err
+		return c, err
 	}
 	c.db = *db
 	var err error
 	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
-		return fmt.Errorf("--trusted-proxies: %w", err)
+		return c, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if c.allowedOrigins, err = httpapi.ParseOrigins(*origins); err != nil {
-		return fmt.Errorf("--allowed-origins: %w", err)
+		return c, fmt.Errorf("--allowed-origins: %w", err)
 	}
 	if c.maxStreamsPerIP == 0 {
-		return errors.New("--max-streams-per-ip 0 would refuse every live stream: give a positive number, or a negative one for no cap")
+		return c, errors.New("--max-streams-per-ip 0 would refuse every live stream: give a positive number, or a negative one for no cap")
 	}
-	return serve(ctx, c, stderr)
+	return c, nil
 }
 
 // Defaults of the rate limit: ten requests a second sustained, fifty at
