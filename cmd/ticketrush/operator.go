@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +63,21 @@ func redactDSN(dsn string) string {
 type envErrors []error
 
 func (e envErrors) err() error { return errors.Join(e...) }
+
+// checkEnvNumbers returns an error for each of keys set to something that
+// is not a number: the defaults read from them fall back silently, and an
+// operator who set TICKETRUSH_RATE_LIMIT=ten must hear about it.
+func checkEnvNumbers(getenv func(string) string, keys ...string) []error {
+	var errs []error
+	for _, k := range keys {
+		if v := getenv(k); v != "" {
+			if _, err := strconv.ParseFloat(v, 64); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a number", k, v))
+			}
+		}
+	}
+	return errs
+}
 
 // durationValue is a flag.Value for a duration whose error names the form
 // expected: the flag package's own says only "parse error".

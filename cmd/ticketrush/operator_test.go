@@ -157,4 +157,9 @@ func TestServeDefaults(t *testing.T) {
 	if c, err = parseServe([]string{"--rate-limit", "0"}, noEnv, io.Discard); err != nil || c.rateLimit != 0 {
 		t.Errorf("--rate-limit 0: %g, %v", c.rateLimit, err)
 	}
+	// A value that is not a number is refused, naming the variable.
+	env = map[string]string{"TICKETRUSH_RATE_LIMIT": "ten"}
+	if _, err := parseServe(nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), `TICKETRUSH_RATE_LIMIT="ten"`) {
+		t.Errorf("TICKETRUSH_RATE_LIMIT=ten: err %v, want it refused by name", err)
+	}
 }

@@ -111,6 +111,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if err := parse(fs, args); err != nil {
 		return c, err
 	}
+	envErrs = append(envErrs, checkEnvNumbers(getenv,
+		"TICKETRUSH_RATE_LIMIT", "TICKETRUSH_RATE_BURST", "TICKETRUSH_REQUEST_LOG_MAX",
+		"TICKETRUSH_MAX_STREAMS_PER_IP", "TICKETRUSH_JOIN_RATE", "TICKETRUSH_JOIN_BURST")...)
 	if err := envErrs.err(); err != nil {
 		return c, err
 	}
