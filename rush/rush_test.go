@@ -250,3 +250,24 @@ func TestRushRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestRushCreatesHiddenEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rush.db")
+	url, s := node(t, path, nil)
+	for _, listed := range []bool{false, true} {
+		rep, err := rush.Run(t.Context(), rush.Config{
+			URLs: []string{url}, Create: 10, Listed: listed, Visitors: 5, Concurrency: 2, AdminToken: adminToken,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := s.Event(t.Context(), rep.Event.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A rehearsal's event stays off the buyer page unless asked.
+		if ev.Hidden == listed {
+			t.Errorf("Listed %v: the created event has hidden %v", listed, ev.Hidden)
+		}
+	}
+}

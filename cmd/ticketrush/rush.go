@@ -91,7 +91,8 @@ Flags:
 	amounts := amountList(rush.DefaultAmounts)
 	fs.Var(&urls, "url", "base URL of a server, e.g. http://127.0.0.1:8080; repeat (or separate with commas) for several nodes")
 	event := fs.Int64("event", 0, "id of the event to sell")
-	create := fs.Int64("create", 0, "create an event with this many tickets and sell it (needs the admin token)")
+	create := fs.Int64("create", 0, "create an event with this many tickets and sell it (needs the admin token); it is hidden from the public listing unless --listed")
+	listed := fs.Bool("listed", false, "with --create: list the created event on the buyer page and in GET /api/events")
 	hold := fs.Duration("hold", 0, "hold time of the created event (default: the server's)")
 	visitors := fs.Int("visitors", 1000, "how many visitors come")
 	concurrency := fs.Int("concurrency", 64, "how many visitors are in flight at once")
@@ -133,6 +134,7 @@ Flags:
 		URLs:        urls,
 		EventID:     *event,
 		Create:      *create,
+		Listed:      *listed,
 		Hold:        *hold,
 		Visitors:    *visitors,
 		Concurrency: *concurrency,
