@@ -83,7 +83,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 	}
 	wr.keys = newKeyring(keys)
 	wr.challenge = &challenger{keys: wr.keys}
-	wr.verifiers = append([]JoinVerifier{proofOfWork{wr.challenge}}, cfg.Verifiers...)
+	wr.verifiers = append([]JoinVerifier{proofOfWork{c: wr.challenge, entry: wr.entry}}, cfg.Verifiers...)
 	ttl := cfg.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultQueueCacheTTL
@@ -198,7 +198,16 @@ func (s *Server) queueChallenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bits := e.WaitingRoom.ChallengeBits
-	ch, exp := s.wr.challenge.issue(id, token, bits, s.wr.now())
+	var en *ticketrush.QueueEntry
+	if bits > 0 && r.Header.Get(headerVisitorToken) != "" {
+		// A new token has no entry; a known one's challenge is for its
+		// next entry. With no challenge asked, none is checked.
+		if en, err = s.wr.entry(ctx, id, token); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	ch, exp := s.wr.challenge.issue(id, token, bits, nextAttempt(en), s.wr.now())
 	w.Header().Set(headerVisitorToken, token)
 	writeJSON(w, http.StatusOK, Envelope[Challenge]{Data: Challenge{Challenge: ch, Bits: bits, ExpiresAt: Time{exp}}})
 }
@@ -443,6 +452,18 @@ func queueView(e *ticketrush.Event, st *ticketrush.QueueStats, en *ticketrush.Qu
 	v.EstimatedWaitSeconds = &wait
 	retry := min(max(wait/10, 1), 20)
 	return v, retry + rand.Int64N(retry/4+1)
+}
+
+// entry reads the visitor's entry, nil when it never joined.
+func (wr *waitingRoom) entry(ctx context.Context, eventID int64, visitor string) (*ticketrush.QueueEntry, error) {
+	if wr.queues == nil {
+		return nil, errNoQueues
+	}
+	en, err := wr.queues.QueueEntry(ctx, eventID, visitor)
+	if ticketrush.ErrorCode(err) == ticketrush.ENotInQueue {
+		return nil, nil
+	}
+	return en, err
 }
 
 // room returns the event, refusing with EWaitingRoomNotFound when it has

@@ -1,0 +1,49 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ticketrush/ticketrush"
+)
+
+// TestChallengeWorksOnce: a solved challenge makes at most one entry. The
+// store refuses a new entry with the challenge of the visitor's previous
+// entry, but that alone let a visitor alternate two solved challenges (A,
+// then B, then A again) for as long as they lasted.
+func TestChallengeWorksOnce(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Once","ticket_quantity":10,"waiting_room":{"admit_per_minute":100,"challenge_bits":4,"pass_seconds":60}}`)
+		body := func(c, n string) string { return fmt.Sprintf(`{"challenge":%q,"nonce":%q}`, c, n) }
+		fetch := func() (string, string) {
+			ch := decode[Challenge](t, e.must(t, request{method: "GET", path: fmt.Sprintf("/api/events/%d/queue/challenge", ev.ID), headers: visitor(tokenA)}, http.StatusOK))
+			return ch.Challenge, solveChallenge(ch.Challenge, tokenA, 4)
+		}
+		expire := func() {
+			t.Helper()
+			e.advance(t, ev.ID)
+			e.clock.Advance(61 * time.Second)
+			if s := e.poll(t, ev.ID, tokenA); s.State != "expired" {
+				t.Fatalf("after the pass = %+v", s)
+			}
+		}
+		a, na := fetch()
+		e.join(t, ev.ID, tokenA, body(a, na), http.StatusCreated)
+		expire()
+		b, nb := fetch()
+		e.join(t, ev.ID, tokenA, body(b, nb), http.StatusCreated)
+		// While the entry B made is live, B still answers with its place.
+		e.join(t, ev.ID, tokenA, body(b, nb), http.StatusOK)
+		expire()
+		_, r := e.join(t, ev.ID, tokenA, body(a, na), 422)
+		wantCode(t, r, ticketrush.EChallengeFailed)
+		_, r = e.join(t, ev.ID, tokenA, body(b, nb), 422)
+		wantCode(t, r, ticketrush.EChallengeFailed)
+		c, nc := fetch()
+		if s, _ := e.join(t, ev.ID, tokenA, body(c, nc), http.StatusCreated); s.State != "waiting" || deref(s.Position) != int64(3) {
+			t.Errorf("third entry = %+v", s)
+		}
+	})
+}
