@@ -47,3 +47,28 @@ func TestChallengeWorksOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueNotOpenRetryAfter: a join before the queue opens says when to
+// come back, like every other queue answer, instead of leaving clients to
+// guess (and hammer the join until it opens).
+func TestQueueNotOpenRetryAfter(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		now := e.clock.Now()
+		sale := now.Add(100 * time.Second)
+		opens := now.Add(40 * time.Second)
+		pre := e.createEvent(t, fmt.Sprintf(`{"name":"Pre","ticket_quantity":1,"sale_starts_at":%q,"waiting_room":{"admit_per_minute":10,"prequeue_opens_at":%q}}`,
+			sale.Format(time.RFC3339Nano), opens.Format(time.RFC3339Nano)))
+		plain := e.createEvent(t, fmt.Sprintf(`{"name":"No pre-queue","ticket_quantity":1,"sale_starts_at":%q,"waiting_room":{"admit_per_minute":10}}`,
+			sale.Format(time.RFC3339Nano)))
+		for _, c := range []struct {
+			id   int64
+			want string
+		}{{pre.ID, "40"}, {plain.ID, "100"}} {
+			_, r := e.join(t, c.id, tokenA, "", http.StatusConflict)
+			wantCode(t, r, ticketrush.EQueueNotOpen)
+			if got := r.header.Get("Retry-After"); got != c.want {
+				t.Errorf("event %d: Retry-After %q, want %q (seconds until the queue opens)", c.id, got, c.want)
+			}
+		}
+	})
+}

@@ -278,11 +278,14 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 		}
 	}
 	res, err := s.wr.joins.Do(ctx, id, ticketrush.JoinRequest{Visitor: token, Challenge: proof})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = res.Err
 	}
-	if res.Err != nil {
-		return 0, res.Err
+	if err != nil {
+		if ticketrush.ErrorCode(err) == ticketrush.EQueueNotOpen {
+			retryWhenOpen(w, e, s.wr.now())
+		}
+		return 0, err
 	}
 	s.wr.entries.put(e, res.Entry)
 	snap := s.wr.rooms.get(ctx, id)
@@ -298,6 +301,23 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 	}
 	s.writeQueueStatus(w, status, token, e, st, res.Entry)
 	return status, nil
+}
+
+// retryWhenOpen tells a join refused with EQueueNotOpen when the queue
+// opens: at PrequeueOpensAt, or at SaleStartsAt when there is no pre-queue
+// (or it has opened and the sale has not, as the store then decides).
+func retryWhenOpen(w http.ResponseWriter, e *ticketrush.Event, now time.Time) {
+	var opens *time.Time
+	if p := e.WaitingRoom.PrequeueOpensAt; p != nil && now.Before(*p) {
+		opens = p
+	} else if e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt) {
+		opens = e.SaleStartsAt
+	}
+	secs := int64(1)
+	if opens != nil {
+		secs = max(secs, int64((opens.Sub(now)+time.Second-1)/time.Second))
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 // decodeJoin reads a join body: empty, or {"challenge","nonce"} (each a
