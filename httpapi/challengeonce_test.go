@@ -72,3 +72,29 @@ func TestQueueNotOpenRetryAfter(t *testing.T) {
 		}
 	})
 }
+
+// TestAdmittedSoldOut: once the last ticket is bought and no hold can come
+// back, a visitor admitted with an unused pass is told sold_out, like
+// everyone still waiting, instead of admitted with a pass that can only
+// meet not_enough_tickets.
+func TestAdmittedSoldOut(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Last one","ticket_quantity":1,"waiting_room":{"admit_per_minute":100}}`)
+		e.join(t, ev.ID, tokenA, "", http.StatusCreated)
+		e.join(t, ev.ID, tokenB, "", http.StatusCreated)
+		e.advance(t, ev.ID)
+		a, b := e.poll(t, ev.ID, tokenA), e.poll(t, ev.ID, tokenB)
+		if a.Pass == nil || b.Pass == nil {
+			t.Fatalf("A = %+v, B = %+v, want both admitted", a, b)
+		}
+		res := decode[Reservation](t, e.reserveWithPass(t, ev.ID, 1, tokenA, *a.Pass, "", http.StatusCreated))
+		e.must(t, request{method: "POST", path: "/api/purchase", headers: visitor(tokenA), body: fmt.Sprintf(`{"reservation_id":%d}`, res.ID)}, 200)
+		if s := e.poll(t, ev.ID, tokenB); s.State != "sold_out" || s.Pass != nil || s.PassExpiresAt != nil {
+			t.Errorf("B with an unused pass after the last ticket sold = %+v, want sold_out without a pass", s)
+		}
+		// The buyer keeps seeing its own admission.
+		if s := e.poll(t, ev.ID, tokenA); s.State != "admitted" {
+			t.Errorf("A after buying = %+v, want admitted", s)
+		}
+	})
+}

@@ -416,6 +416,11 @@ func queueView(e *ticketrush.Event, st *ticketrush.QueueStats, en *ticketrush.Qu
 	}
 	switch en.State {
 	case ticketrush.QueueAdmitted:
+		if soldOut && en.ReservationID == 0 {
+			// An unused pass can only meet not_enough_tickets now.
+			v.State = ticketrush.QueueSoldOut
+			return v, 30
+		}
 		pos()
 		zero := int64(0)
 		v.Ahead, v.EstimatedWaitSeconds = &zero, &zero
