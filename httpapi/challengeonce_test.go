@@ -98,3 +98,15 @@ func TestAdmittedSoldOut(t *testing.T) {
 		}
 	})
 }
+
+// TestPassForUnknownEvent: a reserve for an event that does not exist is
+// 404 event_not_found whatever Admission-Pass it carries, as without one;
+// the pass was judged first and answered 403 admission_invalid.
+func TestPassForUnknownEvent(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		for _, key := range []string{"", "k1"} {
+			res := e.reserveWithPass(t, 424242, 1, tokenA, "garbage", key, http.StatusNotFound)
+			wantCode(t, res, ticketrush.EEventNotFound)
+		}
+	})
+}

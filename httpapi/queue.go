@@ -547,10 +547,14 @@ func (s *Server) admission(ctx context.Context, r *http.Request, eventID int64, 
 		}
 		err = ticketrush.Errorf(ticketrush.EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
 	}
-	// Refuse only for an event that has a waiting room; the store answers
-	// for an unknown event.
-	if snap := s.wr.rooms.get(ctx, eventID); snap.event != nil && snap.event.WaitingRoom == nil {
+	// Refuse only for an event that has a waiting room; an unknown event
+	// is answered as such, as it is without a pass.
+	snap := s.wr.rooms.get(ctx, eventID)
+	if snap.event != nil && snap.event.WaitingRoom == nil {
 		return 0, nil
+	}
+	if snap.event == nil && ticketrush.ErrorCode(snap.err) == ticketrush.EEventNotFound {
+		return 0, snap.err
 	}
 	return 0, err
 }
