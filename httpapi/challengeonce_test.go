@@ -110,3 +110,31 @@ func TestPassForUnknownEvent(t *testing.T) {
 		}
 	})
 }
+
+// TestPrequeueAfterSaleStart: a pre-queue that would open after the sale
+// starts is refused (the queue would stay shut, with every reserve needing
+// a pass, from the sale's start until then), on create and on PATCH.
+func TestPrequeueAfterSaleStart(t *testing.T) {
+	forEachRoomBackend(t, func(t *testing.T, e *env) {
+		sale := e.clock.Now().Add(time.Hour)
+		late := sale.Add(time.Minute).Format(time.RFC3339Nano)
+		res := e.must(t, request{method: "POST", path: "/api/admin/events", headers: admin(), body: fmt.Sprintf(
+			`{"name":"Late","ticket_quantity":1,"sale_starts_at":%q,"waiting_room":{"admit_per_minute":10,"prequeue_opens_at":%q}}`,
+			sale.Format(time.RFC3339Nano), late)}, 422)
+		if f := errorOf(t, res).Fields; f["waiting_room.prequeue_opens_at"] == "" {
+			t.Errorf("create: fields %v, want waiting_room.prequeue_opens_at named", f)
+		}
+		ev := e.createEvent(t, fmt.Sprintf(`{"name":"Later","ticket_quantity":1,"sale_starts_at":%q,"waiting_room":{"admit_per_minute":10}}`, sale.Format(time.RFC3339Nano)))
+		res = e.must(t, request{method: "PATCH", path: fmt.Sprintf("/api/admin/events/%d", ev.ID), headers: admin(),
+			body: fmt.Sprintf(`{"waiting_room":{"prequeue_opens_at":%q}}`, late)}, 422)
+		if f := errorOf(t, res).Fields; f["waiting_room.prequeue_opens_at"] == "" {
+			t.Errorf("patch: fields %v, want waiting_room.prequeue_opens_at named", f)
+		}
+		if got := decode[Event](t, e.must(t, request{method: "GET", path: fmt.Sprintf("/api/admin/events/%d", ev.ID), headers: admin()}, 200)); got.WaitingRoom == nil || got.WaitingRoom.PrequeueOpensAt != nil {
+			t.Errorf("a refused patch changed the room: %+v", got.WaitingRoom)
+		}
+		// Before the sale start it is a pre-queue.
+		e.must(t, request{method: "PATCH", path: fmt.Sprintf("/api/admin/events/%d", ev.ID), headers: admin(),
+			body: fmt.Sprintf(`{"waiting_room":{"prequeue_opens_at":%q}}`, sale.Add(-time.Minute).Format(time.RFC3339Nano))}, 200)
+	})
+}
