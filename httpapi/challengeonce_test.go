@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,21 @@ func TestPrequeueAfterSaleStart(t *testing.T) {
 		// Before the sale start it is a pre-queue.
 		e.must(t, request{method: "PATCH", path: fmt.Sprintf("/api/admin/events/%d", ev.ID), headers: admin(),
 			body: fmt.Sprintf(`{"waiting_room":{"prequeue_opens_at":%q}}`, sale.Add(-time.Minute).Format(time.RFC3339Nano))}, 200)
+	})
+}
+
+// TestJoinQuotaLogsToServerLog: the join quota's warnings go to the
+// server's logger (its level and format), not to the process default.
+func TestJoinQuotaLogsToServerLog(t *testing.T) {
+	forEachRoomBackendWith(t, func(c *WaitingRoomConfig) {
+		c.CacheTTL = -1
+		c.JoinsPerSecond, c.JoinBurst = 100, 100
+	}, func(t *testing.T, e *env) {
+		ev := e.createEvent(t, `{"name":"Proxied","ticket_quantity":10,"waiting_room":{"admit_per_minute":10}}`)
+		e.must(t, request{method: "POST", path: fmt.Sprintf("/api/events/%d/queue", ev.ID),
+			headers: map[string]string{"X-Forwarded-For": "203.0.113.9"}}, http.StatusCreated)
+		if !strings.Contains(e.log.String(), "no proxy is trusted") {
+			t.Errorf("the join quota's warning is not in the server's log: %q", e.log.String())
+		}
 	})
 }

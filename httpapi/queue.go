@@ -104,6 +104,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 			PerSecond:      cfg.JoinsPerSecond,
 			Burst:          cfg.JoinBurst,
 			TrustedProxies: cfg.TrustedProxies,
+			Logger:         s.log,
 		})
 	}
 	return wr
