@@ -155,3 +155,22 @@ func TestJoinQuotaLogsToServerLog(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueSeesNewEvent: a node that was asked about an event id before
+// the event existed lets visitors join it as soon as it is created (a
+// checker that probes the next id, then creates the event, must not meet a
+// remembered event_not_found).
+func TestQueueSeesNewEvent(t *testing.T) {
+	forEachRoomBackendWith(t, func(c *WaitingRoomConfig) { c.CacheTTL = time.Second }, func(t *testing.T, e *env) {
+		probe := e.createEvent(t, `{"name":"Before","ticket_quantity":1}`)
+		next := probe.ID + 1
+		res := e.must(t, request{method: "GET", path: fmt.Sprintf("/api/events/%d/queue", next), headers: visitor(tokenA)}, http.StatusNotFound)
+		wantCode(t, res, ticketrush.EEventNotFound)
+		ev := e.createEvent(t, `{"name":"New","ticket_quantity":1,"waiting_room":{"admit_per_minute":10}}`)
+		if ev.ID != next {
+			t.Fatalf("the backend gave id %d, not the probed %d", ev.ID, next)
+		}
+		e.join(t, ev.ID, tokenA, "", http.StatusCreated)
+		e.poll(t, ev.ID, tokenA)
+	})
+}

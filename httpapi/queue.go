@@ -638,6 +638,13 @@ func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	snap := c.load(lctx, id)
 	cancel()
+	if snap.event == nil && ticketrush.ErrorCode(snap.err) == ticketrush.EEventNotFound {
+		// Not remembered: the event may be created the next moment (on
+		// any node), and its first visitors must not be told it does not
+		// exist. The rate limit bounds what polling made-up ids costs.
+		cell.cur.Store(nil)
+		return snap
+	}
 	cell.cur.Store(&timedSnap{snap: snap, at: time.Now()})
 	return snap
 }
