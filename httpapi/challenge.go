@@ -97,9 +97,10 @@ func errChallenge() error {
 
 // check verifies a solved challenge: signed by a key of the ring for this
 // event and visitor, unexpired, at least as hard as the room now asks,
-// issued for an attempt that ok accepts, and SHA-256(challenge ":" visitor
-// ":" nonce) starting with as many zero bits as the challenge names.
-func (c *challenger) check(eventID int64, visitor string, want int64, challenge, nonce string, now time.Time, ok func(attempt int64) bool) error {
+// SHA-256(challenge ":" visitor ":" nonce) starting with as many zero bits
+// as the challenge names, and, last (it may read the database, which a
+// forged challenge must not cost), issued for an attempt that ok accepts.
+func (c *challenger) check(eventID int64, visitor string, want int64, challenge, nonce string, now time.Time, ok func(attempt int64) error) error {
 	if !validNonce(nonce) || len(challenge) > 200 {
 		return errChallenge()
 	}
@@ -124,13 +125,13 @@ func (c *challenger) check(eventID int64, visitor string, want int64, challenge,
 	n, _ := strconv.ParseInt(bitsStr, 10, 64)
 	exp, _ := strconv.ParseInt(expStr, 10, 64)
 	attempt, _ := strconv.ParseInt(attemptStr, 10, 64)
-	if n < want || !now.Before(time.Unix(exp, 0)) || !ok(attempt) {
+	if n < want || !now.Before(time.Unix(exp, 0)) {
 		return errChallenge()
 	}
 	if leadingZeroBits(solutionHash(challenge, visitor, nonce)) < int(n) {
 		return errChallenge()
 	}
-	return nil
+	return ok(attempt)
 }
 
 // solutionHash is SHA-256 of the UTF-8 string challenge ":" visitor ":" nonce.
@@ -184,19 +185,24 @@ func (p proofOfWork) VerifyJoin(ctx context.Context, j JoinAttempt) (string, err
 	if j.Challenge == "" || j.Nonce == "" {
 		return "", errChallenge()
 	}
-	en, err := p.entry(ctx, j.Event.ID, j.Visitor)
-	if err != nil {
-		return "", err
-	}
 	// A challenge creates the entry after the visitor's current one; while
 	// the entry it created is live it still answers for it (a retried join
 	// whose answer was lost keeps its place), and never again after.
-	var cur int64
-	live := false
-	if en != nil {
-		cur, live = en.Attempt, en.State != ticketrush.QueueExpired
+	ok := func(a int64) error {
+		en, err := p.entry(ctx, j.Event.ID, j.Visitor)
+		if err != nil {
+			return err
+		}
+		var cur int64
+		live := false
+		if en != nil {
+			cur, live = en.Attempt, en.State != ticketrush.QueueExpired
+		}
+		if a == cur+1 || (live && a == cur) {
+			return nil
+		}
+		return errChallenge()
 	}
-	ok := func(a int64) bool { return a == cur+1 || (live && a == cur) }
 	if err := p.c.check(j.Event.ID, j.Visitor, w.ChallengeBits, j.Challenge, j.Nonce, j.Now, ok); err != nil {
 		return "", err
 	}
