@@ -3596,6 +3596,11 @@ type JoinQueueResponse201Headers struct {
 	VisitorToken UUIDLower
 }
 
+// JoinQueueResponse409Headers the declared response headers of an HTTP 409 response for JoinQueue
+type JoinQueueResponse409Headers struct {
+	RetryAfter *int
+}
+
 // JoinQueueResponse429Headers the declared response headers of an HTTP 429 response for JoinQueue
 type JoinQueueResponse429Headers struct {
 	RetryAfter int
@@ -3635,6 +3640,8 @@ type JoinQueueResponse struct {
 	Headers200 *JoinQueueResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *JoinQueueResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *JoinQueueResponse409Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *JoinQueueResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6052,6 +6059,16 @@ func ParseJoinQueueResponse(rsp *http.Response) (*JoinQueueResponse, error) {
 			headers.VisitorToken = value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers JoinQueueResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 429:
 		var headers JoinQueueResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -157,6 +157,21 @@ func TestServeDefaults(t *testing.T) {
 	if c, err = parseServe([]string{"--rate-limit", "0"}, noEnv, io.Discard); err != nil || c.rateLimit != 0 {
 		t.Errorf("--rate-limit 0: %g, %v", c.rateLimit, err)
 	}
+	// A rehearsal started as the README says (--rate-limit 0) sends its
+	// crowd's joins from one address: the join quota must not refuse them.
+	if c.joinRate != 0 {
+		t.Errorf("--rate-limit 0 left the join quota at %g/s: a crowd from one machine is refused 429 after %d joins", c.joinRate, c.joinBurst)
+	}
+	if c, err = parseServe(nil, noEnv, io.Discard); err != nil || c.joinRate != 1 || c.joinBurst != 20 {
+		t.Errorf("default join quota %g/s burst %d, %v; want 1/s burst 20", c.joinRate, c.joinBurst, err)
+	}
+	if c, err = parseServe([]string{"--rate-limit", "0", "--join-rate", "2"}, noEnv, io.Discard); err != nil || c.joinRate != 2 {
+		t.Errorf("--rate-limit 0 --join-rate 2: join rate %g, %v", c.joinRate, err)
+	}
+	env = map[string]string{"TICKETRUSH_RATE_LIMIT": "0", "TICKETRUSH_JOIN_RATE": "3"}
+	if c, err = parseServe(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.joinRate != 3 {
+		t.Errorf("TICKETRUSH_JOIN_RATE=3 with the rate limit off: join rate %g, %v", c.joinRate, err)
+	}
 	// A value that is not a number is refused, naming the variable.
 	env = map[string]string{"TICKETRUSH_RATE_LIMIT": "ten"}
 	if _, err := parseServe(nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), `TICKETRUSH_RATE_LIMIT="ten"`) {

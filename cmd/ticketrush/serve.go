@@ -105,7 +105,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	origins := fs.String("allowed-origins", getenv("TICKETRUSH_ALLOWED_ORIGINS"), "comma-separated origins whose pages may call the API and admin from a browser, e.g. https://shop.example.com; every other cross-site browser request that changes state or reaches admin is refused with 403 (env TICKETRUSH_ALLOWED_ORIGINS)")
 	fs.IntVar(&c.maxStreamsPerIP, "max-streams-per-ip", envInt(getenv, "TICKETRUSH_MAX_STREAMS_PER_IP", web.DefaultMaxStreamsPerIP), "most live availability streams one client IP may hold open; beyond it 429 too_many_streams; negative: no cap (env TICKETRUSH_MAX_STREAMS_PER_IP)")
 	fs.StringVar(&c.passKeys, "pass-keys", getenv("TICKETRUSH_PASS_KEYS"), "keys signing admission passes and join challenges, \"kid:secret,kid2:secret2\" (secrets of 16+ characters): the first signs, all verify, so a key rotates by adding it second, moving it first, then dropping the old one; every node needs the same keys. Unset: derived from --admin-token, or random to this process when that is unset too (env TICKETRUSH_PASS_KEYS)")
-	fs.Float64Var(&c.joinRate, "join-rate", envFloat(getenv, "TICKETRUSH_JOIN_RATE", 1), "queue joins per second allowed to each client IP (IPv6 per /64) and visitor token, 429 beyond; 0 turns the quota off (env TICKETRUSH_JOIN_RATE)")
+	fs.Float64Var(&c.joinRate, "join-rate", envFloat(getenv, "TICKETRUSH_JOIN_RATE", 1), "queue joins per second allowed to each client IP (IPv6 per /64) and visitor token, 429 beyond; 0 turns the quota off, and so does --rate-limit 0 unless this is given (env TICKETRUSH_JOIN_RATE)")
 	fs.IntVar(&c.joinBurst, "join-burst", envInt(getenv, "TICKETRUSH_JOIN_BURST", 20), "queue joins a client IP may send at once after a pause (env TICKETRUSH_JOIN_BURST)")
 	durationVar(fs, &envErrs, getenv, &c.queueInterval, "queue-interval", "TICKETRUSH_QUEUE_INTERVAL", defaultQueueInterval, "how often this node advances every waiting room (shuffle, expiry, admission), a `duration` such as 250ms (env TICKETRUSH_QUEUE_INTERVAL)")
 	if err := parse(fs, args); err != nil {
@@ -118,6 +118,14 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		return c, err
 	}
 	c.db = *db
+	// --rate-limit 0 is what the README tells rehearsals and benchmarks
+	// that send many visitors from one machine; their joins come from one
+	// address too, so the join quota goes off with it unless it is named.
+	joinRateSet := getenv("TICKETRUSH_JOIN_RATE") != ""
+	fs.Visit(func(f *flag.Flag) { joinRateSet = joinRateSet || f.Name == "join-rate" })
+	if c.rateLimit == 0 && !joinRateSet {
+		c.joinRate = 0
+	}
 	var err error
 	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
 		return c, fmt.Errorf("--trusted-proxies: %w", err)
