@@ -30,16 +30,22 @@ const (
 	sqlEvents = `SELECT ` + eventColumns + eventsFrom + `
 		ORDER BY e.created_at DESC, e.id DESC`
 
-	sqlInsertEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+	// nextEventID is above every event id ever given, deleted ones too
+	// (see migration 00003). Writes are serialized, so it cannot race.
+	nextEventID = `(SELECT MAX(m) + 1 FROM (
+		SELECT COALESCE(MAX(id), 0) AS m FROM events
+		UNION ALL SELECT COALESCE(MAX(id), 0) FROM retired_event_ids))`
+
+	sqlInsertEvent = `INSERT INTO events (id, name, ticket_quantity, capacity, hold_seconds,
 		max_per_visitor, sale_starts_at, created_at, updated_at,
 		max_per_order, hidden, sale_closed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+		VALUES (` + nextEventID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
 
 	// sqlInsertFirstEvent inserts the event only into an empty table.
-	sqlInsertFirstEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+	sqlInsertFirstEvent = `INSERT INTO events (id, name, ticket_quantity, capacity, hold_seconds,
 		max_per_visitor, sale_starts_at, created_at, updated_at,
 		max_per_order, hidden, sale_closed)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
+		SELECT ` + nextEventID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
 		WHERE NOT EXISTS (SELECT 1 FROM events)`
 
 	// sqlStats counts in one statement, so in one snapshot of the database.
