@@ -18,7 +18,7 @@ import (
 // test the batcher's queueing on its own. The backends' real ReserveBatch is
 // proven by the conformance suite.
 type memStore struct {
-	ticketrush.Store // only ReserveBatch is used
+	ticketrush.Store // only ReserveBatches is used
 
 	commit time.Duration
 	fail   error
@@ -26,14 +26,25 @@ type memStore struct {
 	mu      sync.Mutex
 	stock   int64
 	nextID  int64
-	batches []int
+	batches []int         // requests per transaction
+	events  []int         // events per transaction
 	gate    chan struct{} // when set, each batch waits for a token
 	entered atomic.Int32  // batches that have started
 }
 
-func (s *memStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+// ReserveBatches decides every event's requests against one shared stock,
+// as one transaction.
+func (s *memStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, b := range batches {
+		n += len(b.Reqs)
+	}
 	s.mu.Lock()
-	s.batches = append(s.batches, len(reqs))
+	s.batches = append(s.batches, n)
+	s.events = append(s.events, len(batches))
 	s.mu.Unlock()
 	s.entered.Add(1)
 	if s.gate != nil {
@@ -47,17 +58,25 @@ func (s *memStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticke
 	if s.fail != nil {
 		return nil, s.fail
 	}
-	out := make([]ticketrush.ReserveResult, len(reqs))
-	for i, r := range reqs {
-		if r.Amount > s.stock {
-			out[i].Err = ticketrush.Errorf(ticketrush.ENotEnoughTickets, "Not enough tickets available.")
-			continue
+	all := make([][]ticketrush.ReserveResult, len(batches))
+	for k, b := range batches {
+		out := make([]ticketrush.ReserveResult, len(b.Reqs))
+		for i, r := range b.Reqs {
+			if r.EventID != b.EventID {
+				out[i].Err = errors.New("request in another event's batch")
+				continue
+			}
+			if r.Amount > s.stock {
+				out[i].Err = ticketrush.Errorf(ticketrush.ENotEnoughTickets, "Not enough tickets available.")
+				continue
+			}
+			s.stock -= r.Amount
+			s.nextID++
+			out[i].Reservation = &ticketrush.Reservation{ID: s.nextID, EventID: b.EventID, Amount: r.Amount, Status: ticketrush.StatusReserved}
 		}
-		s.stock -= r.Amount
-		s.nextID++
-		out[i].Reservation = &ticketrush.Reservation{ID: s.nextID, EventID: eventID, Amount: r.Amount, Status: ticketrush.StatusReserved}
+		all[k] = out
 	}
-	return out, nil
+	return all, nil
 }
 
 func req(amount int64) ticketrush.ReserveRequest {
@@ -276,7 +295,7 @@ func BenchmarkOneTransactionPerReserve(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rowLock.Lock()
-			_, err := s.ReserveBatch(context.Background(), 1, []ticketrush.ReserveRequest{req(1)})
+			_, err := s.ReserveBatches(context.Background(), []ticketrush.EventBatch{{EventID: 1, Reqs: []ticketrush.ReserveRequest{req(1)}}})
 			rowLock.Unlock()
 			if err != nil {
 				b.Error(err)
@@ -291,7 +310,7 @@ func BenchmarkOneTransactionPerReserve(b *testing.B) {
 // a database that stopped responding.
 type hungStore struct{ ticketrush.Store }
 
-func (hungStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (hungStore) ReserveBatches(ctx context.Context, _ []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	<-ctx.Done()
 	return nil, ticketrush.Unavailable(ctx.Err())
 }
@@ -329,7 +348,7 @@ func TestAnswersByDeadline(t *testing.T) {
 // requests were handed to the database and may have been applied.
 type bareStore struct{ ticketrush.Store }
 
-func (bareStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (bareStore) ReserveBatches(ctx context.Context, _ []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ticketrush/ticketrush"
 )
@@ -138,28 +139,42 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 // visitorKey identifies an Idempotency-Key: keys are per visitor.
 type visitorKey struct{ visitor, key string }
 
-// ReserveBatch is group commit: the requests of one batch share one write
-// transaction and so one fsync. The transaction does a fixed number of
-// statements whatever the batch size: read the event, look up the batch's
-// idempotency keys, release expired holds (only if the batch asks for more
-// than the stock), load the batch's visitors' totals (only with a per-visitor
-// limit), then one stock update and one insert of every accepted request.
-// The decisions in between are made in Go, in request order, with the same
-// Decide that Reserve uses.
+// ReserveBatch is group commit for one event: ReserveBatches with one
+// batch.
 func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	results := make([]ticketrush.ReserveResult, len(reqs))
-	todo := make([]ticketrush.ReserveRequest, len(reqs))
-	for i, r := range reqs {
-		if r.EventID != eventID {
-			results[i].Err = fmt.Errorf("sqlite: request for event %d in a batch for event %d", r.EventID, eventID)
-			continue
-		}
-		todo[i], results[i].Err = normalize(r)
+	out, err := s.ReserveBatches(ctx, []ticketrush.EventBatch{{EventID: eventID, Reqs: reqs}})
+	if err != nil {
+		return nil, err
 	}
+	return out[0], nil
+}
 
+// ReserveBatches is group commit: the requests of every batch share one
+// write transaction and so one fsync, whatever events they are for. Each
+// event takes a fixed number of statements whatever its batch's size: read
+// the event, look up the batch's idempotency keys, release expired holds
+// (only if the batch asks for more than the stock), load the batch's
+// visitors' totals (only with a per-visitor limit), then one stock update
+// and one insert of every accepted request. The decisions in between are
+// made in Go, in request order, with the same Decide that Reserve uses.
+// SQLite has one writer at a time, so the order of the events within the
+// transaction does not matter for locking.
+func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	out := make([][]ticketrush.ReserveResult, len(batches))
+	any := false
+	for i, b := range batches {
+		out[i] = make([]ticketrush.ReserveResult, len(b.Reqs))
+		any = any || len(b.Reqs) > 0
+	}
+	if !any {
+		return out, nil
+	}
 	st, err := s.statements(ctx)
 	if err != nil {
 		return nil, err
@@ -171,6 +186,41 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	defer tx.Rollback()
 
 	now := s.clock()
+	wrote := false
+	for i, b := range batches {
+		if len(b.Reqs) == 0 {
+			continue
+		}
+		w, err := s.reserveEvent(ctx, tx, st, now, b.EventID, b.Reqs, out[i])
+		if err != nil {
+			return nil, err
+		}
+		wrote = wrote || w
+	}
+	if !wrote {
+		// Nothing to write: the rollback costs no fsync.
+		return out, nil
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// reserveEvent decides one event's batch inside the write transaction tx,
+// filling results, and writes what it decided. It reports whether it wrote
+// anything.
+func (s *Store) reserveEvent(ctx context.Context, tx *sql.Tx, st *statements, now time.Time, eventID int64,
+	reqs []ticketrush.ReserveRequest, results []ticketrush.ReserveResult) (bool, error) {
+	todo := make([]ticketrush.ReserveRequest, len(reqs))
+	for i, r := range reqs {
+		if r.EventID != eventID {
+			results[i].Err = fmt.Errorf("sqlite: request for event %d in a batch for event %d", r.EventID, eventID)
+			continue
+		}
+		todo[i], results[i].Err = normalize(r)
+	}
+
 	nowText := formatTime(now)
 	e, err := scanEvent(tx.StmtContext(ctx, st.event).QueryRowContext(ctx, eventID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -179,13 +229,12 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 				results[i].Err = errEventNotFound()
 			}
 		}
-		return results, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, dbError(ctx, err)
+		return false, dbError(ctx, err)
 	}
 	onSale := e.SaleStartsAt == nil || !now.Before(*e.SaleStartsAt)
-
 	// Reservations made before this batch under one of its keys.
 	prior := map[visitorKey]*ticketrush.Reservation{}
 	var keys [][2]string
@@ -196,7 +245,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	}
 	if len(keys) > 0 {
 		if err := loadIdempotent(ctx, tx.StmtContext(ctx, st.idempotentMany), keys, prior); err != nil {
-			return nil, dbError(ctx, err)
+			return false, dbError(ctx, err)
 		}
 	}
 
@@ -212,7 +261,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		if demand > stock {
 			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, demand-stock)
 			if err != nil {
-				return nil, dbError(ctx, err)
+				return false, dbError(ctx, err)
 			}
 			stock += n
 			stockChanged = n > 0
@@ -232,14 +281,14 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			}
 		}
 		if entries, err = loadEntries(ctx, tx.StmtContext(ctx, st.entries), e.ID, visitors); err != nil {
-			return nil, dbError(ctx, err)
+			return false, dbError(ctx, err)
 		}
 	}
 
 	held := map[string]int64{}
 	if onSale && e.MaxPerVisitor > 0 {
 		if err := loadHeld(ctx, tx.StmtContext(ctx, st.visitorHeldMany), e.ID, nowText, todo, results, held); err != nil {
-			return nil, dbError(ctx, err)
+			return false, dbError(ctx, err)
 		}
 	}
 
@@ -285,7 +334,7 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			// are this batch's to take.
 			var maxID int64
 			if err := tx.StmtContext(ctx, st.maxReservation).QueryRowContext(ctx).Scan(&maxID); err != nil {
-				return nil, dbError(ctx, err)
+				return false, dbError(ctx, err)
 			}
 			nextID = maxID + 1
 		}
@@ -317,32 +366,28 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	}
 
 	if len(rows) == 0 && !stockChanged {
-		// Nothing to write: the rollback costs no fsync.
-		return results, nil
+		return false, nil
 	}
 	if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
-		return nil, dbError(ctx, err)
+		return false, dbError(ctx, err)
 	}
 	if len(rows) > 0 {
 		data, err := json.Marshal(rows)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		_, err = tx.StmtContext(ctx, st.insertReservations).ExecContext(ctx,
 			string(data), e.ID, formatTime(expiresAt), nowText, limited(e))
 		if err != nil {
-			return nil, dbError(ctx, err)
+			return false, dbError(ctx, err)
 		}
 	}
 	if len(uses) > 0 {
 		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), uses); err != nil {
-			return nil, dbError(ctx, err)
+			return false, dbError(ctx, err)
 		}
 	}
-	if err := s.commit(ctx, tx); err != nil {
-		return nil, err
-	}
-	return results, nil
+	return true, nil
 }
 
 // normalize validates a request and puts its visitor token in the stored
