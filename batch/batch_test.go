@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type memStore struct {
 	nextID  int64
 	batches []int         // requests per transaction
 	events  []int         // events per transaction
+	ids     [][]int64     // the events of each transaction
 	gate    chan struct{} // when set, each batch waits for a token
 	entered atomic.Int32  // batches that have started
 }
@@ -45,6 +47,11 @@ func (s *memStore) ReserveBatches(ctx context.Context, batches []ticketrush.Even
 	s.mu.Lock()
 	s.batches = append(s.batches, n)
 	s.events = append(s.events, len(batches))
+	var ids []int64
+	for _, b := range batches {
+		ids = append(ids, b.EventID)
+	}
+	s.ids = append(s.ids, ids)
 	s.mu.Unlock()
 	s.entered.Add(1)
 	if s.gate != nil {
@@ -137,6 +144,70 @@ func TestBatcher(t *testing.T) {
 			if n > 4 {
 				t.Fatalf("batch of %d exceeds MaxBatch 4: %v", n, s.batches)
 			}
+		}
+	})
+
+	t.Run("EventsShareTransactions", func(t *testing.T) {
+		// Reserves for 50 events queued behind one transaction all go in
+		// the next one: spreading the load over events does not shrink the
+		// batches.
+		s, open := newGated(1000)
+		b := batch.New(s, batch.Options{})
+		t.Cleanup(func() { open(); b.Close() })
+		var wg sync.WaitGroup
+		wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		waitFor(t, func() bool { return inFlight(s) })
+		const events = 50
+		for ev := range events {
+			wg.Go(func() {
+				r := req(1)
+				r.EventID = int64(100 + ev)
+				if res, err := b.Reserve(context.Background(), r); err != nil || res.EventID != r.EventID {
+					t.Errorf("Reserve(event %d) = %+v, %v", r.EventID, res, err)
+				}
+			})
+		}
+		waitFor(t, func() bool { return queued(b) == events })
+		open()
+		wg.Wait()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.events) != 2 || s.events[1] != events || s.batches[1] != events {
+			t.Fatalf("transactions of %v requests over %v events; want the %d queued events in one", s.batches, s.events, events)
+		}
+	})
+
+	t.Run("MaxBatchOverEventsIsFair", func(t *testing.T) {
+		// MaxBatch caps a transaction over all its events; an event with a
+		// backlog goes to the back of the line, so another event's
+		// reserve waits at most one more transaction.
+		s, open := newGated(1000)
+		b := batch.New(s, batch.Options{MaxBatch: 4})
+		t.Cleanup(func() { open(); b.Close() })
+		var wg sync.WaitGroup
+		wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		waitFor(t, func() bool { return inFlight(s) })
+		for range 12 {
+			wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		}
+		waitFor(t, func() bool { return queued(b) == 12 })
+		wg.Go(func() {
+			r := req(1)
+			r.EventID = 2
+			b.Reserve(context.Background(), r)
+		})
+		waitFor(t, func() bool { return queued(b) == 13 })
+		open()
+		wg.Wait()
+		for _, n := range s.batches {
+			if n > 4 {
+				t.Fatalf("transaction of %d exceeds MaxBatch 4: %v", n, s.batches)
+			}
+		}
+		// Transaction 1 was held; 2 took 4 of event 1's backlog; 3 must
+		// take event 2's reserve.
+		if len(s.ids) < 3 || !slices.Contains(s.ids[2], 2) {
+			t.Fatalf("transactions over events %v; want event 2 in the 3rd", s.ids)
 		}
 	})
 
