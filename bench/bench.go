@@ -98,8 +98,8 @@ type ServerSettings struct {
 }
 
 // DefaultPostgresConns is the PostgreSQL pool of every bench server: the one serve
-// runs with. Group commit needs one connection per hot event plus a few for
-// reads and the sweeper; the lock strategy gets the same pool, so both are
+// runs with. Group commit needs one connection for all events' reserves plus
+// a few for reads and the sweeper; the lock strategy gets the same pool, so both are
 // measured as serve runs them. (The lock strategy is sensitive to it: each
 // connection is one more transaction queueing on the event row.)
 const DefaultPostgresConns = postgres.DefaultMaxConns
