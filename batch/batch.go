@@ -142,13 +142,13 @@ func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ti
 	}
 	q.pending = append(q.pending, w)
 	b.queued++
+	b.opts.Metrics.queued(1)
 	if !b.running {
 		b.running = true
 		b.wg.Add(1)
 		go b.flush()
 	}
 	b.mu.Unlock()
-	b.opts.Metrics.queued(1)
 
 	select {
 	case <-w.done:
