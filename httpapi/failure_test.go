@@ -79,6 +79,13 @@ func (s *downStore) ReserveBatch(ctx context.Context, eventID int64, reqs []tick
 	return s.Store.ReserveBatch(ctx, eventID, reqs)
 }
 
+func (s *downStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.ReserveBatches(ctx, batches)
+}
+
 func (s *downStore) Reservation(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
 	if err := s.err(); err != nil {
 		return nil, err
@@ -304,17 +311,17 @@ func TestOverloadedByBatcher(t *testing.T) {
 	}
 }
 
-// gateStore holds every ReserveBatch until release is closed.
+// gateStore holds every ReserveBatches until release is closed.
 type gateStore struct {
 	ticketrush.Store
 	release chan struct{}
 	started *atomic.Bool
 }
 
-func (g *gateStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (g *gateStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	g.started.Store(true)
 	<-g.release
-	return g.Store.ReserveBatch(context.Background(), eventID, reqs)
+	return g.Store.ReserveBatches(context.Background(), batches)
 }
 
 // TestInternalErrorHidden: an unexpected failure is logged with its cause,

@@ -84,24 +84,35 @@ const (
 		WHERE visitor_limited = 1 AND event_id = ?1 AND user_uid = ?2
 		AND (status = 'purchased' OR (status = 'reserved' AND expires_at > ?3))`
 
-	// sqlVisitorHeldMany takes a JSON array of user_uids.
-	sqlVisitorHeldMany = `SELECT user_uid, SUM(amount) FROM reservations
-		WHERE visitor_limited = 1 AND event_id = ?1 AND user_uid IN (SELECT value FROM json_each(?2))
-		AND (status = 'purchased' OR (status = 'reserved' AND expires_at > ?3))
-		GROUP BY user_uid`
+	// sqlVisitorHeldMany takes [[event_id, user_uid], …], pairs of events
+	// with a limit only (their rows have visitor_limited = 1).
+	sqlVisitorHeldMany = `SELECT r.event_id, r.user_uid, SUM(r.amount)
+		FROM json_each(?1) AS j CROSS JOIN reservations AS r
+		ON r.visitor_limited = 1 AND r.event_id = j.value ->> 0 AND r.user_uid = j.value ->> 1
+		WHERE r.status = 'purchased' OR (r.status = 'reserved' AND r.expires_at > ?2)
+		GROUP BY r.event_id, r.user_uid`
+
+	// sqlEventsMany reads the events of a JSON array of ids.
+	sqlEventsMany = `SELECT ` + eventColumns + eventsFrom + `
+		WHERE e.id IN (SELECT value FROM json_each(?))`
+
+	// sqlSetStocks takes [[event_id, stock], …], the stocks computed in Go
+	// under the write lock.
+	sqlSetStocks = `UPDATE events SET ticket_quantity = j.value ->> 1, updated_at = ?2
+		FROM json_each(?1) AS j WHERE events.id = j.value ->> 0`
 
 	sqlInsertReservation = `INSERT INTO reservations (user_uid, event_id, status, amount,
 		expires_at, created_at, updated_at, idempotency_key, visitor_limited)
 		VALUES (?, ?, 'reserved', ?, ?, ?, ?, ?, ?)`
 
-	// sqlInsertReservations takes [[id, user_uid, amount, key or null], …]
-	// and the columns every row shares. The ids are chosen by the caller,
-	// which holds the write lock, so no RETURNING has to be matched back to
-	// the requests.
+	// sqlInsertReservations takes [[id, user_uid, amount, key or null,
+	// event_id, expires_at, visitor_limited], …] and the time every row
+	// shares. The ids are chosen by the caller, which holds the write lock,
+	// so no RETURNING has to be matched back to the requests.
 	sqlInsertReservations = `INSERT INTO reservations (id, user_uid, event_id, status, amount,
 		expires_at, created_at, updated_at, idempotency_key, visitor_limited)
-		SELECT j.value ->> 0, j.value ->> 1, ?2, 'reserved', j.value ->> 2,
-			?3, ?4, ?4, j.value ->> 3, ?5
+		SELECT j.value ->> 0, j.value ->> 1, j.value ->> 4, 'reserved', j.value ->> 2,
+			j.value ->> 5, ?2, ?2, j.value ->> 3, j.value ->> 6
 		FROM json_each(?1) AS j`
 
 	sqlMaxReservationID = `SELECT COALESCE(MAX(id), 0) FROM reservations`
@@ -189,7 +200,7 @@ const (
 type statements struct {
 	event, insertEvent, insertFirstEvent, setStock, addStock *sql.Stmt
 	reservation, idempotent, idempotentMany                  *sql.Stmt
-	visitorHeld, visitorHeldMany                             *sql.Stmt
+	visitorHeld, visitorHeldMany, eventsMany, setStocks      *sql.Stmt
 	insertReservation, insertReservations, maxReservation    *sql.Stmt
 	setStatus, releaseEvent, releaseExpired                  *sql.Stmt
 	entry, entries, insertEntries, expireEntries             *sql.Stmt
@@ -227,6 +238,8 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 		{s.wdb, &st.idempotentMany, sqlIdempotentMany},
 		{s.wdb, &st.visitorHeld, sqlVisitorHeld},
 		{s.wdb, &st.visitorHeldMany, sqlVisitorHeldMany},
+		{s.wdb, &st.eventsMany, sqlEventsMany},
+		{s.wdb, &st.setStocks, sqlSetStocks},
 		{s.wdb, &st.insertReservation, sqlInsertReservation},
 		{s.wdb, &st.insertReservations, sqlInsertReservations},
 		{s.wdb, &st.maxReservation, sqlMaxReservationID},
