@@ -275,10 +275,11 @@ func (r *runner) queueRun(ctx context.Context, qw *queueWrk, c *QueueConfig, b *
 	}
 
 	// Reserves, batch strategy, as the reserve bench runs them.
-	ev, err := benchCreateEvent(ctx, tr, base, token)
+	evs, err := createEvents(ctx, tr, base, token, 1, 0)
 	if err != nil {
 		return nil, err
 	}
+	ev := evs[0]
 	phase(fmt.Sprintf("POST /api/reserve, %s warm-up + %s", c.Warmup, c.Duration))
 	rl, err := runWrkLoad(ctx, qw.wrkTool, &loadTarget{
 		method: http.MethodPost, url: base + "/api/reserve",
