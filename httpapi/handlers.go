@@ -121,7 +121,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	res, err := s.store.Purchase(ctx, id, token)
+	res, err := s.settler.Purchase(ctx, id, token)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelReservation(w http.ResponseWriter, r *http.Request) {
-	s.onReservation(w, r, s.store.Cancel)
+	s.onReservation(w, r, s.settler.Cancel)
 }
 
 // onReservation runs op on the reservation named in the path, for the

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/ticketrush/ticketrush"
+	"github.com/ticketrush/ticketrush/batch"
 	"golang.org/x/time/rate"
 )
 
@@ -33,6 +34,10 @@ type Config struct {
 	// Reserver is the reserve strategy; nil means Store itself (the
 	// original's lock per request).
 	Reserver ticketrush.Reserver
+	// Checkout, when set, group-commits purchases and cancels through a
+	// batch.Settler with these options (the batch strategy); nil means one
+	// Store call, one transaction, per request (the lock strategy).
+	Checkout *batch.Options
 	// AdminToken guards the admin routes; "" refuses every admin request.
 	AdminToken string
 	// DefaultHold is the hold time of events created without hold_seconds;
@@ -55,8 +60,11 @@ type Config struct {
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	store       ticketrush.Store
-	reserver    ticketrush.Reserver
+	store    ticketrush.Store
+	reserver ticketrush.Reserver
+	// settler purchases and cancels: the Store, or checkout's batcher.
+	settler     ticketrush.Settler
+	checkout    *batch.Settler
 	log         *slog.Logger
 	web         http.Handler
 	webRoutes   []string
@@ -91,6 +99,11 @@ func New(cfg Config) *Server {
 	}
 	if s.reserver == nil {
 		s.reserver = cfg.Store
+	}
+	s.settler = cfg.Store
+	if cfg.Checkout != nil {
+		s.checkout = batch.NewSettler(cfg.Store, *cfg.Checkout)
+		s.settler = s.checkout
 	}
 	if s.log == nil {
 		s.log = slog.Default()

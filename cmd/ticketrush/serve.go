@@ -69,7 +69,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&c.hold, "hold", envDuration(getenv, "TICKETRUSH_HOLD", ticketrush.DefaultHold), "default hold time for new events (env TICKETRUSH_HOLD)")
 	fs.StringVar(&c.adminToken, "admin-token", getenv("TICKETRUSH_ADMIN_TOKEN"), "bearer token for /api/admin; admin routes refuse every request when unset (env TICKETRUSH_ADMIN_TOKEN)")
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", envDuration(getenv, "TICKETRUSH_SWEEP_INTERVAL", time.Second), "how often expired holds are released (env TICKETRUSH_SWEEP_INTERVAL)")
-	fs.StringVar(&c.strategy, "strategy", envString(getenv, "TICKETRUSH_STRATEGY", "batch"), "reserve strategy: batch (group commit) or lock (one transaction per request, the original's) (env TICKETRUSH_STRATEGY)")
+	fs.StringVar(&c.strategy, "strategy", envString(getenv, "TICKETRUSH_STRATEGY", "batch"), "reserve, purchase and cancel strategy: batch (group commit) or lock (one transaction per request, the original's) (env TICKETRUSH_STRATEGY)")
 	fs.IntVar(&c.maxBatch, "max-batch", 1024, "most reserves decided in one group-commit transaction")
 	fs.IntVar(&c.maxQueue, "max-queue", 8192, "most reserves waiting per event; beyond it reserve answers 503 with Retry-After")
 	fs.DurationVar(&c.timeout, "request-timeout", envDuration(getenv, "TICKETRUSH_REQUEST_TIMEOUT", httpapi.DefaultTimeout), "deadline of each request's database work; past it the answer is 503 with Retry-After (env TICKETRUSH_REQUEST_TIMEOUT)")
@@ -153,9 +153,11 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var reserver ticketrush.Reserver = s
 	var batcher *batch.Batcher
+	var checkout *batch.Options
 	if c.strategy == "batch" {
 		batcher = batch.New(s, batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout, Metrics: batch.NewMetrics(reg)})
 		reserver = batcher
+		checkout = &batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout}
 	}
 	passKeys, err := passKeysFor(c, log)
 	if err != nil {
@@ -165,6 +167,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	api := httpapi.New(httpapi.Config{
 		Store:       s,
 		Reserver:    reserver,
+		Checkout:    checkout,
 		AdminToken:  c.adminToken,
 		DefaultHold: c.hold,
 		Timeout:     c.timeout,
