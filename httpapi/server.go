@@ -56,6 +56,11 @@ type Config struct {
 	WebRoutes []string
 	// WaitingRoom configures the queue endpoints and admission passes.
 	WaitingRoom WaitingRoomConfig
+	// EventsMaxAge bounds how old the public GET /api/events and
+	// GET /api/events/{id} answers may be, which come from a per-process
+	// snapshot (see eventView); 0 means DefaultEventsMaxAge, a negative
+	// value reads the store on every request.
+	EventsMaxAge time.Duration
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -82,6 +87,8 @@ type Server struct {
 	outageLog *rate.Limiter
 	// wr is the waiting room's HTTP side (queue.go).
 	wr *waitingRoom
+	// events serves the public event reads (eventview.go).
+	events *eventView
 }
 
 // New returns a Server for cfg.
@@ -126,6 +133,11 @@ func New(cfg Config) *Server {
 		s.adminSet = true
 	}
 	s.metrics = newMetrics(s.registry)
+	maxAge := cfg.EventsMaxAge
+	if maxAge == 0 {
+		maxAge = DefaultEventsMaxAge
+	}
+	s.events = newEventView(cfg.Store, max(maxAge, 0), s.timeout)
 	s.wr = newWaitingRoom(s, cfg.WaitingRoom, s.registry)
 	s.routes()
 	return s
