@@ -31,6 +31,8 @@ import (
 //   - POST /api/purchase, each request its own hold and its own visitor:
 //     the holds are made first, on a second event, straight through the
 //     store (ReserveBatch), enough for the measured rate;
+//   - POST /api/reserve again, on the tables the holds and sales grew:
+//     purchases/s is compared with the mean of the two reserve loads;
 //   - GET /api/events with CheckoutEvents events, and GET /api/events/{id}
 //     of the hot event (what a crowd refreshing the page sends);
 //   - GET /healthz, the ceiling the reads are compared with.
@@ -89,11 +91,15 @@ type CheckoutResult struct {
 	Clients  int    `json:"clients"`
 	Round    int    `json:"round,omitempty"`
 
-	Reserve  CheckoutLoad `json:"reserve"`
-	Purchase CheckoutLoad `json:"purchase"`
-	List     CheckoutLoad `json:"list"`
-	Get      CheckoutLoad `json:"get"`
-	Healthz  CheckoutLoad `json:"healthz"`
+	// Reserve is measured before the holds are made and ReserveAfter after
+	// the purchases, on the grown tables: purchases are compared with
+	// their mean, the reserves the same server did around them.
+	Reserve      CheckoutLoad `json:"reserve"`
+	Purchase     CheckoutLoad `json:"purchase"`
+	ReserveAfter CheckoutLoad `json:"reserve_after"`
+	List         CheckoutLoad `json:"list"`
+	Get          CheckoutLoad `json:"get"`
+	Healthz      CheckoutLoad `json:"healthz"`
 
 	PurchaseVsReserve float64 `json:"purchase_vs_reserve"`
 	ListVsHealthz     float64 `json:"list_vs_healthz"`
@@ -202,9 +208,9 @@ func RunCheckout(ctx context.Context, c CheckoutConfig) (*CheckoutReport, error)
 		rep.Backends = append(rep.Backends, Setup{Backend: b.name, Detail: b.detail})
 	}
 	runs := c.Rounds * len(backends) * len(c.Strategies) * len(c.Clients)
-	fmt.Fprintf(progress, "bench: %d checkout runs (%d rounds × %d backends × %d strategies × %d client counts), each 5 loads of %s warm-up + %s measured: about %s under load, plus making the holds\n",
+	fmt.Fprintf(progress, "bench: %d checkout runs (%d rounds × %d backends × %d strategies × %d client counts), each 6 loads of %s warm-up + %s measured: about %s under load, plus making the holds\n",
 		runs, c.Rounds, len(backends), len(c.Strategies), len(c.Clients), c.Warmup, c.Duration,
-		time.Duration(runs*5)*(c.Warmup+c.Duration))
+		time.Duration(runs*6)*(c.Warmup+c.Duration))
 	n := 0
 	for round := 1; round <= c.Rounds; round++ {
 		for _, b := range backends {
@@ -217,8 +223,8 @@ func RunCheckout(ctx context.Context, c CheckoutConfig) (*CheckoutReport, error)
 						return nil, fmt.Errorf("bench %s %s %d clients: %w", b.name, strategy, clients, err)
 					}
 					res.Round = round
-					fmt.Fprintf(progress, "bench: [%d/%d] %.0f reserves/s, %.0f purchases/s (%.2f×), %.0f lists/s (%.2f×), %.0f gets/s (%.2f×), %.0f /healthz/s\n",
-						n, runs, res.Reserve.PerSec, res.Purchase.PerSec, res.PurchaseVsReserve,
+					fmt.Fprintf(progress, "bench: [%d/%d] %.0f/%.0f reserves/s, %.0f purchases/s (%.2f×), %.0f lists/s (%.2f×), %.0f gets/s (%.2f×), %.0f /healthz/s\n",
+						n, runs, res.Reserve.PerSec, res.ReserveAfter.PerSec, res.Purchase.PerSec, res.PurchaseVsReserve,
 						res.List.PerSec, res.ListVsHealthz, res.Get.PerSec, res.GetVsHealthz, res.Healthz.PerSec)
 					rep.Runs = append(rep.Runs, res)
 				}
@@ -289,12 +295,16 @@ func checkoutRun(ctx context.Context, c Config, w *wrkTool, dir string, b *backe
 	// Reserves, with the bench's own script (a fresh visitor each).
 	plain := *w
 	plain.script = filepath.Join(dir, "ticketrush-bench.lua")
-	rl, err := runWrkLoad(ctx, &plain, &loadTarget{
-		method: http.MethodPost,
-		url:    base + "/api/reserve",
-		body:   []byte(`{"event_id":` + strconv.FormatInt(hot, 10) + `,"amount":1}`),
-		want:   http.StatusCreated,
-	}, clients, c.Warmup, c.Duration)
+	reserves := func() (*loadResult, error) {
+		fmt.Fprintf(progress, "bench:   reserve POST /api/reserve, %s warm-up + %s…\n", c.Warmup, c.Duration)
+		return runWrkLoad(ctx, &plain, &loadTarget{
+			method: http.MethodPost,
+			url:    base + "/api/reserve",
+			body:   []byte(`{"event_id":` + strconv.FormatInt(hot, 10) + `,"amount":1}`),
+			want:   http.StatusCreated,
+		}, clients, c.Warmup, c.Duration)
+	}
+	rl, err := reserves()
 	if err != nil {
 		return nil, err
 	}
@@ -315,11 +325,16 @@ func checkoutRun(ctx context.Context, c Config, w *wrkTool, dir string, b *backe
 	}
 	res.Holds = warmHolds + measHolds
 	threads := max(1, min(w.threads, clients))
+	fmt.Fprintf(progress, "bench:   purchase POST /api/purchase, %s warm-up + %s…\n", c.Warmup, c.Duration)
 	pl, err := runWrkPurchases(ctx, w, base+"/api/purchase", threads, warmFile, measFile, clients, c.Warmup, c.Duration)
 	if err != nil {
 		return nil, err
 	}
 	res.Purchase = checkoutLoad(pl)
+	if rl, err = reserves(); err != nil {
+		return nil, err
+	}
+	res.ReserveAfter = checkoutLoad(rl)
 
 	gets := func(what, paths string) (*loadResult, error) {
 		return load(what, &loadTarget{method: "get", url: base + "/", body: []byte(paths), want: http.StatusOK})
@@ -339,8 +354,8 @@ func checkoutRun(ctx context.Context, c Config, w *wrkTool, dir string, b *backe
 		return nil, err
 	}
 	res.Healthz = checkoutLoad(hl)
-	if res.Reserve.PerSec > 0 {
-		res.PurchaseVsReserve = res.Purchase.PerSec / res.Reserve.PerSec
+	if both := res.Reserve.PerSec + res.ReserveAfter.PerSec; both > 0 {
+		res.PurchaseVsReserve = res.Purchase.PerSec / (both / 2)
 	}
 	if res.Healthz.PerSec > 0 {
 		res.ListVsHealthz = res.List.PerSec / res.Healthz.PerSec
@@ -467,7 +482,8 @@ func (rep *CheckoutReport) finish() {
 		for _, l := range []struct {
 			what string
 			l    CheckoutLoad
-		}{{"reserve", r.Reserve}, {"purchase", r.Purchase}, {"list", r.List}, {"get", r.Get}, {"healthz", r.Healthz}} {
+		}{{"reserve", r.Reserve}, {"purchase", r.Purchase}, {"reserve after", r.ReserveAfter},
+			{"list", r.List}, {"get", r.Get}, {"healthz", r.Healthz}} {
 			if l.l.Errors > 0 {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %d %s errors (%d 5xx), e.g. %s", name, l.l.Errors, l.what, l.l.Errors5xx, l.l.Sample))
 			}
@@ -501,6 +517,7 @@ func (rep *CheckoutReport) finish() {
 			Backend: k.backend, Strategy: k.strategy, Clients: k.clients,
 			Reserve:           medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.Reserve }),
 			Purchase:          medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.Purchase }),
+			ReserveAfter:      medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.ReserveAfter }),
 			List:              medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.List }),
 			Get:               medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.Get }),
 			Healthz:           medLoad(func(r *CheckoutResult) *CheckoutLoad { return &r.Healthz }),
@@ -539,7 +556,7 @@ func (rep *CheckoutReport) WriteMarkdown(w io.Writer) {
 		if round {
 			head += " round |"
 		}
-		fmt.Fprintln(w, head+" reserve/s | purchase/s | × reserve | list/s | get/s | /healthz/s | list × | get × | µs CPU reserve / purchase / list / get / healthz |")
+		fmt.Fprintln(w, head+" reserve/s before / after | purchase/s | × reserve | list/s | get/s | /healthz/s | list × | get × | µs CPU reserve / purchase / list / get / healthz |")
 		sep := "|---|---|---:|"
 		if round {
 			sep += "---:|"
@@ -550,8 +567,8 @@ func (rep *CheckoutReport) WriteMarkdown(w io.Writer) {
 			if round {
 				row += fmt.Sprintf(" %d |", r.Round)
 			}
-			fmt.Fprintf(w, "%s %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f / %.0f |\n",
-				row, r.Reserve.PerSec, r.Purchase.PerSec, r.PurchaseVsReserve, r.List.PerSec, r.Get.PerSec,
+			fmt.Fprintf(w, "%s %.0f / %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f / %.0f |\n",
+				row, r.Reserve.PerSec, r.ReserveAfter.PerSec, r.Purchase.PerSec, r.PurchaseVsReserve, r.List.PerSec, r.Get.PerSec,
 				r.Healthz.PerSec, r.ListVsHealthz, r.GetVsHealthz,
 				r.Reserve.CPUMicros, r.Purchase.CPUMicros, r.List.CPUMicros, r.Get.CPUMicros, r.Healthz.CPUMicros)
 		}

@@ -34,7 +34,7 @@ func TestRunCheckout(t *testing.T) {
 	}
 	for _, r := range rep.Runs {
 		name := r.Backend + " " + r.Strategy
-		for what, l := range map[string]CheckoutLoad{"reserve": r.Reserve, "purchase": r.Purchase,
+		for what, l := range map[string]CheckoutLoad{"reserve": r.Reserve, "purchase": r.Purchase, "reserve after": r.ReserveAfter,
 			"list": r.List, "get": r.Get, "healthz": r.Healthz} {
 			if l.PerSec <= 0 || l.P99Ms <= 0 || l.CPUMicros <= 0 {
 				t.Errorf("%s %s: nothing measured: %+v", name, what, l)

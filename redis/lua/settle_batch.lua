@@ -22,6 +22,7 @@ if not ev then
   return out
 end
 local holds = {} -- number -> record, as this batch left it
+local sold, records = {}, {} -- purchased numbers; their number, record pairs
 for i = 1, count do
   local a = 2 + (i - 1) * 3
   local op, n, visitor = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -52,8 +53,10 @@ for i = 1, count do
     release(ev, n, r, 'cancelled', now)
     out[i] = n .. ' ' .. encode(r)
   else
-    -- As purchase.lua.
-    redis.call('ZREM', KEYS[3], n)
+    -- As purchase.lua, but the record and the holds set are written once
+    -- for the whole batch, below: a purchase is final, so no later request
+    -- of this batch changes the hold again, and they read it from holds.
+    sold[#sold + 1] = n
     if ev.mpv > 0 then
       redis.call('ZREM', KEYS[4], vmember(r, n))
       redis.call('HINCRBY', KEYS[5], r.visitor, r.amount)
@@ -61,13 +64,18 @@ for i = 1, count do
     r.status = 'purchased'
     r.updated = now
     local s = encode(r)
-    redis.call('HSET', KEYS[2], n, s)
+    records[#records + 1] = n
+    records[#records + 1] = s
     ev.held = ev.held - r.amount
     ev.purchased = ev.purchased + r.amount
     ev.changed = true
     hold_ended(ev, r.visitor, n, false)
     out[i] = n .. ' ' .. s
   end
+end
+if #sold > 0 then
+  bulk('ZREM', KEYS[3], sold)
+  bulk('HSET', KEYS[2], records)
 end
 save_event(ev, now)
 -- A repeat of this call (same run id) reads each settled hold back as it
