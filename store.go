@@ -82,10 +82,10 @@ type Store interface {
 	// ExpiresAt, which the same commit releases (status expired, tickets
 	// back on sale). If the transaction fails it returns an error and no
 	// result: nothing applied (EUnavailable), or, when the commit was sent
-	// and its answer lost, EOutcomeUnknown. A backend that commits each
-	// event's holds on their own (Redis, one script per event) may instead
-	// answer the requests of a part that failed with that error and the
-	// others with their results.
+	// and its answer lost, EOutcomeUnknown. A backend that commits a batch
+	// in parts of distinct holds (Redis, one script per event; PostgreSQL,
+	// the plain sales first) may instead answer the requests of a part
+	// that failed with that error and the others with their results.
 	SettleBatch(ctx context.Context, reqs []SettleRequest) ([]SettleResult, error)
 
 	// Stats counts the event's tickets by state; Available is

@@ -50,16 +50,131 @@ FROM unnest($1::bigint[], $2::bigint[]) AS u(id, tickets)
 WHERE e.id = u.id`
 )
 
-// SettleBatch is group commit of purchases and cancels: one transaction in
-// two round trips. The first begins, locks the event rows the batch may
-// restock (in id order), then the holds (in id order), and reads them; Go
-// decides each request in order, as purchase and cancel decide a single
-// call; the second writes every changed hold in one statement, every
-// event's stock in one more, and commits.
+// purchaseMany sells, in one statement that commits on its own, each hold
+// of the batch that is its visitor's, reserved and unexpired: what a
+// purchase does that changes no stock, so no event row is taken. The holds
+// are locked in id order first, the order the other paths lock holds in.
+const purchaseMany = `
+WITH locked AS (
+	SELECT r.id FROM reservations r
+	JOIN unnest($1::bigint[], $2::text[]) AS q(id, visitor) ON r.id = q.id AND r.user_uid = q.visitor
+	WHERE r.status = 'reserved' AND r.expires_at > $3
+	ORDER BY r.id
+	FOR UPDATE OF r
+), sold AS (
+	UPDATE reservations r SET status = 'purchased', updated_at = $3
+	FROM locked WHERE r.id = locked.id
+	RETURNING r.*
+)
+SELECT ` + reservationColumns + ` FROM sold`
+
+// SettleBatch is group commit of purchases and cancels.
+//
+// A batch of purchases of distinct holds, what a rush of buyers sends,
+// takes one round trip: purchaseMany sells every hold that can be sold and
+// commits. The requests it leaves (a hold not found, already settled, or
+// past its expiry, which must be released with its event's stock) then go
+// the general way, settleBatch, in a transaction of their own; their holds
+// are not the sold ones, so the order between the two does not matter.
+// Should that second transaction fail, its requests get the error and the
+// sales stand.
+//
+// The general way is one transaction in two round trips. The first begins,
+// locks the event rows the batch may restock (in id order), then the holds
+// (in id order), and reads them; Go decides each request in order, as
+// purchase and cancel decide a single call; the second writes every changed
+// hold in one statement, every event's stock in one more, and commits.
 func (s *Store) SettleBatch(ctx context.Context, reqs []ticketrush.SettleRequest) ([]ticketrush.SettleResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	if !onlyPurchases(reqs) {
+		return s.settleGeneral(ctx, reqs)
+	}
+	ids := make([]int64, len(reqs))
+	visitors := make([]string, len(reqs))
+	for i, q := range reqs {
+		ids[i], visitors[i] = q.ID, strings.ToLower(q.Visitor)
+	}
+	var sold map[int64]*ticketrush.Reservation
+	err := retry(ctx, func() error {
+		sold = map[int64]*ticketrush.Reservation{}
+		return s.writeRows(ctx, func(rows pgx.Rows) error {
+			for rows.Next() {
+				r, err := scanReservation(rows)
+				if err != nil {
+					return err
+				}
+				sold[r.ID] = r
+			}
+			return rows.Err()
+		}, purchaseMany, ids, visitors, s.now())
+	})
+	if err != nil {
+		return nil, s.fail("settle batch", err)
+	}
+	results := make([]ticketrush.SettleResult, len(reqs))
+	var rest []ticketrush.SettleRequest
+	var restAt []int
+	for i, q := range reqs {
+		if r := sold[q.ID]; r != nil {
+			results[i].Reservation = r
+			continue
+		}
+		rest = append(rest, q)
+		restAt = append(restAt, i)
+	}
+	if len(rest) == 0 {
+		return results, nil
+	}
+	more, err := s.settleGeneral(ctx, rest)
+	for j, i := range restAt {
+		if err != nil {
+			results[i].Err = err
+		} else {
+			results[i] = more[j]
+		}
+	}
+	return results, nil
+}
+
+// onlyPurchases reports whether reqs are purchases of distinct holds.
+func onlyPurchases(reqs []ticketrush.SettleRequest) bool {
+	seen := make(map[int64]bool, len(reqs))
+	for _, q := range reqs {
+		if q.Cancel || seen[q.ID] {
+			return false
+		}
+		seen[q.ID] = true
+	}
+	return true
+}
+
+// writeRows runs one write statement that commits on its own and hands
+// its rows to read, classifying failures as writeRow does.
+func (s *Store) writeRows(ctx context.Context, read func(pgx.Rows) error, sql string, args ...any) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := ctx.Err(); err != nil {
+		return err // pgx would send nothing
+	}
+	rows, _ := conn.Query(ctx, sql, args...)
+	err = read(rows)
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	if err == nil || !conn.Conn().IsClosed() {
+		return err
+	}
+	return afterCommitSent(err)
+}
+
+// settleGeneral is the general way of SettleBatch.
+func (s *Store) settleGeneral(ctx context.Context, reqs []ticketrush.SettleRequest) ([]ticketrush.SettleResult, error) {
 	var results []ticketrush.SettleResult
 	err := retry(ctx, func() (err error) {
 		results, err = s.settleBatch(ctx, reqs)
