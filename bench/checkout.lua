@@ -3,12 +3,11 @@
 -- bench wrote (holds made before the load); each thread takes every
 -- threads-th line, so no two requests buy the same hold. When a thread has
 -- used all its holds it sends a purchase of id 0, which is refused (4xx)
--- and so counted as a failure, never as a sale. Mode "get": GET of the
--- paths given, in turn. Answers are counted by class, as in wrk.lua, and
--- printed in the same report line.
+-- and so counted as a failure, never as a sale. Answers are counted by
+-- class, as in wrk.lua, and printed in the same report line. (Reads use
+-- reads.lua.)
 --
--- Arguments (after --): mode, then for "purchase": "THREADS FILE"; for
--- "get": the paths separated by spaces.
+-- Arguments (after --): "purchase", then "THREADS FILE".
 
 local threads = {}
 
@@ -23,37 +22,28 @@ function init(args)
   sample = ""
   n = 0
   items = {}
-  if mode == "purchase" then
-    local nthreads, file = string.match(args[2], "^(%d+) (.+)$")
-    nthreads = tonumber(nthreads)
-    local i = 0
-    for line in io.lines(file) do
-      if i % nthreads == id then
-        local rid, token = string.match(line, "^(%d+) (%S+)$")
-        table.insert(items, { '{"reservation_id":' .. rid .. '}', token })
-      end
-      i = i + 1
+  local nthreads, file = string.match(args[2], "^(%d+) (.+)$")
+  nthreads = tonumber(nthreads)
+  local i = 0
+  for line in io.lines(file) do
+    if i % nthreads == id then
+      local rid, token = string.match(line, "^(%d+) (%S+)$")
+      table.insert(items, { '{"reservation_id":' .. rid .. '}', token })
     end
-    headers = { ["Content-Type"] = "application/json" }
-  else
-    for p in string.gmatch(args[2], "%S+") do
-      table.insert(items, p)
-    end
+    i = i + 1
   end
+  headers = { ["Content-Type"] = "application/json" }
 end
 
 function request()
   n = n + 1
-  if mode == "purchase" then
-    local h = items[n]
-    if h == nil then
-      headers["Visitor-Token"] = "00000000-0000-4000-8000-000000000000"
-      return wrk.format("POST", nil, headers, '{"reservation_id":0}')
-    end
-    headers["Visitor-Token"] = h[2]
-    return wrk.format("POST", nil, headers, h[1])
+  local h = items[n]
+  if h == nil then
+    headers["Visitor-Token"] = "00000000-0000-4000-8000-000000000000"
+    return wrk.format("POST", nil, headers, '{"reservation_id":0}')
   end
-  return wrk.format("GET", items[(n - 1) % #items + 1])
+  headers["Visitor-Token"] = h[2]
+  return wrk.format("POST", nil, headers, h[1])
 end
 
 function response(status, _, resp)
