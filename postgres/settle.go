@@ -54,19 +54,19 @@ WHERE e.id = u.id`
 // of the batch that is its visitor's, reserved and unexpired: what a
 // purchase does that changes no stock, so no event row is taken. The holds
 // are locked in id order first, the order the other paths lock holds in.
+// It is an UPDATE, as a single purchase is, so its answer is tagged as one.
 const purchaseMany = `
-WITH locked AS (
-	SELECT r.id FROM reservations r
-	JOIN unnest($1::bigint[], $2::text[]) AS q(id, visitor) ON r.id = q.id AND r.user_uid = q.visitor
-	WHERE r.status = 'reserved' AND r.expires_at > $3
-	ORDER BY r.id
-	FOR UPDATE OF r
-), sold AS (
-	UPDATE reservations r SET status = 'purchased', updated_at = $3
-	FROM locked WHERE r.id = locked.id
-	RETURNING r.*
-)
-SELECT ` + reservationColumns + ` FROM sold`
+UPDATE reservations r SET status = 'purchased', updated_at = $3
+FROM (
+	SELECT l.id FROM reservations l
+	JOIN unnest($1::bigint[], $2::text[]) AS q(id, visitor) ON l.id = q.id AND l.user_uid = q.visitor
+	WHERE l.status = 'reserved' AND l.expires_at > $3
+	ORDER BY l.id
+	FOR UPDATE OF l
+) AS locked
+WHERE r.id = locked.id
+RETURNING r.id, r.event_id, r.user_uid, r.status, r.amount, r.expires_at,
+	r.created_at, r.updated_at, coalesce(r.idempotency_key, '')`
 
 // SettleBatch is group commit of purchases and cancels.
 //
