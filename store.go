@@ -2,6 +2,7 @@ package ticketrush
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -53,6 +54,19 @@ type Store interface {
 	// transaction fails it returns an error and no result: nothing applied.
 	// An unknown event gives every request EEventNotFound.
 	ReserveBatch(ctx context.Context, eventID int64, reqs []ReserveRequest) ([]ReserveResult, error)
+
+	// ReserveBatches is group commit over several events at once: each
+	// batch is decided as ReserveBatch decides it (its requests in order,
+	// every limit, idempotency rule and admission check applied), and it
+	// returns one result slice per batch, in order, after the commit. No
+	// two batches may name the same event, and every request must be for
+	// its batch's event. Where the backend has transactions (SQLite,
+	// PostgreSQL) all batches share one transaction, event rows locked in
+	// id order: if it fails ReserveBatches returns an error and no result,
+	// nothing applied. Where each event commits on its own (Redis, whose
+	// events live in different hash slots), a failed event's error is in
+	// each of its results and the other events' results stand.
+	ReserveBatches(ctx context.Context, batches []EventBatch) ([][]ReserveResult, error)
 
 	// Reservation returns a reservation of the given visitor.
 	// Returns EReservationNotFound if it does not exist or belongs to
@@ -107,6 +121,27 @@ type Store interface {
 
 	// Queues is the waiting room and the event settings that go with it.
 	Queues
+}
+
+// EventBatch is the requests for one event in a ReserveBatches call, in
+// arrival order.
+type EventBatch struct {
+	EventID int64
+	Reqs    []ReserveRequest
+}
+
+// CheckBatches checks what ReserveBatches requires of its batches: no
+// event twice. A request for another event than its batch's is answered
+// by the backend, request by request.
+func CheckBatches(batches []EventBatch) error {
+	seen := make(map[int64]bool, len(batches))
+	for _, b := range batches {
+		if seen[b.EventID] {
+			return fmt.Errorf("reserve batches: event %d appears in two batches", b.EventID)
+		}
+		seen[b.EventID] = true
+	}
+	return nil
 }
 
 // Reserver is one reserve strategy: a Store itself (the per-request lock of

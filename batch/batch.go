@@ -1,26 +1,31 @@
 // Package batch is group commit for reserves: it turns many concurrent
-// reserves of one event into one database transaction.
+// reserves into one database transaction.
 //
 // In a ticket rush every request hits the same event row. Locking that row
 // once per request (the original's strategy) serializes every request behind
 // a commit, and throughput falls as concurrency grows. The Batcher instead
-// keeps one queue per event. While one batch's transaction is in flight, new
-// reserves for that event wait in the queue; when it commits, the next
-// transaction takes everything queued (up to MaxBatch). There is no timer: an
-// idle service answers in one transaction's time, and a busy one amortises
-// each commit (and each fsync) over the whole queue.
+// keeps one queue per event and one transaction in flight. While it runs,
+// new reserves wait in their event's queue; when it commits, the next
+// transaction takes what every event queued (up to MaxBatch in all), so
+// that a load spread over many events is batched as well as one on a single
+// hot event: Store.ReserveBatches decides each event's requests in arrival
+// order in one transaction (one fsync). There is no timer: an idle service
+// answers in one transaction's time, and a busy one amortises each commit
+// over the whole queue.
 //
-// Safety does not depend on the batcher: Store.ReserveBatch locks the event
-// row and decides each request in arrival order, so batches from several
-// processes serialize on the row just as single reserves do. A request is
-// answered only after the commit that made it durable; if the transaction
-// fails, every request in it gets the error and nothing is applied.
+// Safety does not depend on the batcher: Store.ReserveBatches locks the
+// event rows (in id order) and decides each request in arrival order, so
+// batches from several processes serialize on the rows just as single
+// reserves do. A request is answered only after the commit that made it
+// durable; if the transaction fails, every request in it gets the error and
+// nothing is applied.
 package batch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +35,8 @@ import (
 
 // Options tunes a Batcher. Zero values take the defaults.
 type Options struct {
-	// MaxBatch caps the requests decided in one transaction (default 1024).
+	// MaxBatch caps the requests decided in one transaction, over all its
+	// events (default 1024).
 	MaxBatch int
 	// MaxQueue caps the requests waiting per event; beyond it Reserve fails
 	// at once with EOverloaded, so latency stays bounded (default 8192).
@@ -49,11 +55,19 @@ type Batcher struct {
 
 	mu     sync.Mutex
 	queues map[int64]*queue
-	wg     sync.WaitGroup
+	// ready lists the events with reserves waiting, in the order they
+	// started waiting: each transaction serves them from the front, and an
+	// event left with more than MaxBatch allowed goes to the back, so no
+	// event waits behind another's backlog for more than one turn.
+	ready []*queue
+	// running is set while the flusher goroutine runs; it exits when every
+	// queue is empty.
+	running bool
+	queued  int
+	wg      sync.WaitGroup
 }
 
-// queue holds the waiting reserves of one event. Its flusher goroutine runs
-// while the queue is non-empty and exits when it drains.
+// queue holds the waiting reserves of one event.
 type queue struct {
 	eventID int64
 	pending []*waiter
@@ -92,8 +106,8 @@ func New(s ticketrush.Store, opts Options) *Batcher {
 	return &Batcher{store: s, opts: opts, queues: make(map[int64]*queue)}
 }
 
-// Reserve queues r behind the event's running batch and returns its outcome
-// once the batch that decided it has committed.
+// Reserve queues r behind the running transaction and returns its outcome
+// once the transaction that decided it has committed.
 //
 // If ctx ends while r is still queued, r is dropped and never applied: the
 // answer is EUnavailable. If its batch has already started, Reserve waits
@@ -104,7 +118,10 @@ func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ti
 	if err := ctx.Err(); err != nil {
 		return nil, ticketrush.Unavailable(err)
 	}
-	w := &waiter{req: r, enqueued: time.Now(), done: make(chan struct{})}
+	w := &waiter{req: r, done: make(chan struct{})}
+	if b.opts.Metrics != nil {
+		w.enqueued = time.Now()
+	}
 	if d, ok := ctx.Deadline(); ok {
 		w.deadline = d
 	}
@@ -114,15 +131,23 @@ func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ti
 	if q == nil {
 		q = &queue{eventID: r.EventID}
 		b.queues[r.EventID] = q
-		b.wg.Add(1)
-		go b.flush(q)
-	} else if len(q.pending) >= b.opts.MaxQueue {
+	}
+	if len(q.pending) >= b.opts.MaxQueue {
 		b.mu.Unlock()
 		b.opts.Metrics.rejected()
 		return nil, ticketrush.Errorf(ticketrush.EOverloaded, "Too many requests for this event right now, please retry.")
 	}
+	if len(q.pending) == 0 {
+		b.ready = append(b.ready, q)
+	}
 	q.pending = append(q.pending, w)
+	b.queued++
 	b.opts.Metrics.queued(1)
+	if !b.running {
+		b.running = true
+		b.wg.Add(1)
+		go b.flush()
+	}
 	b.mu.Unlock()
 
 	select {
@@ -137,30 +162,84 @@ func (b *Batcher) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*ti
 	}
 }
 
-// flush runs batches for q until it is empty, then retires the queue.
-func (b *Batcher) flush(q *queue) {
+// taken is one event's share of a transaction.
+type taken struct {
+	eventID int64
+	waiters []*waiter
+}
+
+// flush runs transactions until every queue is empty, then stops.
+func (b *Batcher) flush() {
 	defer b.wg.Done()
+	var batch []taken
 	for {
-		b.mu.Lock()
-		n := min(len(q.pending), b.opts.MaxBatch)
-		if n == 0 {
-			delete(b.queues, q.eventID)
-			b.mu.Unlock()
+		batch = b.take(batch[:0])
+		if batch == nil {
 			return
 		}
-		taken := q.pending[:n:n]
-		if n == len(q.pending) {
-			q.pending = nil
-		} else {
-			q.pending = append([]*waiter(nil), q.pending[n:]...)
-		}
-		b.opts.Metrics.queued(-n)
-		b.mu.Unlock()
-		b.run(q.eventID, taken)
+		b.run(batch)
 	}
 }
 
-// run decides one batch in one transaction and answers its waiters.
+// take moves the next transaction's reserves out of the queues: events in
+// the order they became ready, each event's reserves in arrival order, up
+// to MaxBatch in all. It returns nil, and marks the flusher stopped, when
+// nothing waits.
+func (b *Batcher) take(into []taken) []taken {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queued == 0 {
+		b.running = false
+		return nil
+	}
+	room := b.opts.MaxBatch
+	served := 0
+	for _, q := range b.ready {
+		if room == 0 {
+			break
+		}
+		served++
+		n := min(len(q.pending), room)
+		room -= n
+		ws := q.pending[:n:n]
+		if n == len(q.pending) {
+			q.pending = nil
+			// An empty queue is dropped: the next reserve of its event
+			// makes a new one, so the map holds only events with reserves
+			// waiting.
+			delete(b.queues, q.eventID)
+		} else {
+			q.pending = append([]*waiter(nil), q.pending[n:]...)
+		}
+		into = append(into, taken{eventID: q.eventID, waiters: ws})
+	}
+	// Served events with reserves left go to the back of the line.
+	rest := b.ready[served:]
+	var again []*queue
+	for _, q := range b.ready[:served] {
+		if len(q.pending) > 0 {
+			again = append(again, q)
+		}
+	}
+	b.ready = append(append(b.ready[:0:0], rest...), again...)
+	total := b.opts.MaxBatch - room
+	b.queued -= total
+	b.opts.Metrics.queued(-total)
+	// The store locks event rows in id order; giving them in that order
+	// costs nothing here.
+	slices.SortFunc(into, func(x, y taken) int {
+		switch {
+		case x.eventID < y.eventID:
+			return -1
+		case x.eventID > y.eventID:
+			return 1
+		}
+		return 0
+	})
+	return into
+}
+
+// run decides one transaction's reserves and answers their waiters.
 //
 // A waiter taken into a batch waits for its commit, so the batch must end
 // by the earliest deadline among its waiters: otherwise a request queued
@@ -168,56 +247,91 @@ func (b *Batcher) flush(q *queue) {
 // whole Timeout. A waiter left with less than a quarter of Timeout is
 // answered EUnavailable at once, unapplied, rather than cut the batch of
 // everyone else that short.
-func (b *Batcher) run(eventID int64, taken []*waiter) {
+func (b *Batcher) run(batch []taken) {
 	start := time.Now()
 	deadline := start.Add(b.opts.Timeout)
 	minBudget := b.opts.Timeout / 4
-	live := taken[:0]
-	for _, w := range taken {
-		if !w.state.CompareAndSwap(stateQueued, stateTaken) {
+	batches := make([]ticketrush.EventBatch, 0, len(batch))
+	live := 0
+	for i := range batch {
+		t := &batch[i]
+		ws := t.waiters[:0]
+		for _, w := range t.waiters {
+			if !w.state.CompareAndSwap(stateQueued, stateTaken) {
+				continue
+			}
+			if !w.deadline.IsZero() && w.deadline.Sub(start) < minBudget {
+				w.err = ticketrush.Unavailable(context.DeadlineExceeded)
+				close(w.done)
+				continue
+			}
+			ws = append(ws, w)
+			if !w.deadline.IsZero() && w.deadline.Before(deadline) {
+				deadline = w.deadline
+			}
+		}
+		t.waiters = ws
+		if len(ws) == 0 {
 			continue
 		}
-		if !w.deadline.IsZero() && w.deadline.Sub(start) < minBudget {
-			w.err = ticketrush.Unavailable(context.DeadlineExceeded)
-			close(w.done)
-			continue
+		reqs := make([]ticketrush.ReserveRequest, len(ws))
+		for j, w := range ws {
+			reqs[j] = w.req
+			if b.opts.Metrics != nil {
+				b.opts.Metrics.waited(start.Sub(w.enqueued))
+			}
 		}
-		live = append(live, w)
-		if !w.deadline.IsZero() && w.deadline.Before(deadline) {
-			deadline = w.deadline
-		}
+		batches = append(batches, ticketrush.EventBatch{EventID: t.eventID, Reqs: reqs})
+		live += len(ws)
 	}
-	if len(live) == 0 {
+	if live == 0 {
 		return
-	}
-	reqs := make([]ticketrush.ReserveRequest, len(live))
-	for i, w := range live {
-		reqs[i] = w.req
-		b.opts.Metrics.waited(start.Sub(w.enqueued))
 	}
 
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	results, err := b.store.ReserveBatch(ctx, eventID, reqs)
+	results, err := b.store.ReserveBatches(ctx, batches)
 	cancel()
-	if err == nil && len(results) != len(live) {
-		err = fmt.Errorf("batch: store returned %d results for %d requests", len(results), len(live))
+	if err == nil && len(results) != len(batches) {
+		err = fmt.Errorf("batch: store returned %d results for %d events", len(results), len(batches))
 	}
-	if ticketrush.ErrorCode(err) == ticketrush.EInternal &&
-		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		// The store did not say how far the batch got, and it had the
-		// requests: they may have been applied. Only the store can tell
-		// "nothing was sent" (EUnavailable) from this.
-		err = ticketrush.OutcomeUnknown(err)
-	}
-	b.opts.Metrics.batch(len(live), time.Since(start))
-	for i, w := range live {
-		if err != nil {
-			w.err = err
-		} else {
-			w.res, w.err = results[i].Reservation, results[i].Err
+	err = inDoubt(err)
+	b.opts.Metrics.batch(live, time.Since(start))
+	n := 0
+	for i := range batch {
+		ws := batch[i].waiters
+		if len(ws) == 0 {
+			continue
 		}
-		close(w.done)
+		var res []ticketrush.ReserveResult
+		berr := err
+		if berr == nil {
+			res = results[n]
+			if len(res) != len(ws) {
+				berr = fmt.Errorf("batch: store returned %d results for %d requests of event %d", len(res), len(ws), batch[i].eventID)
+			}
+		}
+		n++
+		for j, w := range ws {
+			if berr != nil {
+				w.err = berr
+			} else {
+				w.res, w.err = res[j].Reservation, inDoubt(res[j].Err)
+			}
+			close(w.done)
+		}
 	}
+}
+
+// inDoubt turns a bare deadline the store did not classify into
+// EOutcomeUnknown: the store had the requests and did not say how far it
+// got, so they may have been applied. Only the store can tell "nothing was
+// sent" (EUnavailable) from this.
+func inDoubt(err error) error {
+	if err != nil && ticketrush.ErrorCode(err) == ticketrush.EInternal &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return ticketrush.OutcomeUnknown(err)
+	}
+	return err
 }
 
 // Close waits for the running batches to finish. Reserves still arriving are
@@ -230,9 +344,5 @@ func (b *Batcher) Close() {
 func (b *Batcher) Queued() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, q := range b.queues {
-		n += len(q.pending)
-	}
-	return n
+	return b.queued
 }

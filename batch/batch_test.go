@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ import (
 // test the batcher's queueing on its own. The backends' real ReserveBatch is
 // proven by the conformance suite.
 type memStore struct {
-	ticketrush.Store // only ReserveBatch is used
+	ticketrush.Store // only ReserveBatches is used
 
 	commit time.Duration
 	fail   error
@@ -26,14 +27,31 @@ type memStore struct {
 	mu      sync.Mutex
 	stock   int64
 	nextID  int64
-	batches []int
+	batches []int         // requests per transaction
+	events  []int         // events per transaction
+	ids     [][]int64     // the events of each transaction
 	gate    chan struct{} // when set, each batch waits for a token
 	entered atomic.Int32  // batches that have started
 }
 
-func (s *memStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+// ReserveBatches decides every event's requests against one shared stock,
+// as one transaction.
+func (s *memStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, b := range batches {
+		n += len(b.Reqs)
+	}
 	s.mu.Lock()
-	s.batches = append(s.batches, len(reqs))
+	s.batches = append(s.batches, n)
+	s.events = append(s.events, len(batches))
+	var ids []int64
+	for _, b := range batches {
+		ids = append(ids, b.EventID)
+	}
+	s.ids = append(s.ids, ids)
 	s.mu.Unlock()
 	s.entered.Add(1)
 	if s.gate != nil {
@@ -47,17 +65,25 @@ func (s *memStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticke
 	if s.fail != nil {
 		return nil, s.fail
 	}
-	out := make([]ticketrush.ReserveResult, len(reqs))
-	for i, r := range reqs {
-		if r.Amount > s.stock {
-			out[i].Err = ticketrush.Errorf(ticketrush.ENotEnoughTickets, "Not enough tickets available.")
-			continue
+	all := make([][]ticketrush.ReserveResult, len(batches))
+	for k, b := range batches {
+		out := make([]ticketrush.ReserveResult, len(b.Reqs))
+		for i, r := range b.Reqs {
+			if r.EventID != b.EventID {
+				out[i].Err = errors.New("request in another event's batch")
+				continue
+			}
+			if r.Amount > s.stock {
+				out[i].Err = ticketrush.Errorf(ticketrush.ENotEnoughTickets, "Not enough tickets available.")
+				continue
+			}
+			s.stock -= r.Amount
+			s.nextID++
+			out[i].Reservation = &ticketrush.Reservation{ID: s.nextID, EventID: b.EventID, Amount: r.Amount, Status: ticketrush.StatusReserved}
 		}
-		s.stock -= r.Amount
-		s.nextID++
-		out[i].Reservation = &ticketrush.Reservation{ID: s.nextID, EventID: eventID, Amount: r.Amount, Status: ticketrush.StatusReserved}
+		all[k] = out
 	}
-	return out, nil
+	return all, nil
 }
 
 func req(amount int64) ticketrush.ReserveRequest {
@@ -118,6 +144,70 @@ func TestBatcher(t *testing.T) {
 			if n > 4 {
 				t.Fatalf("batch of %d exceeds MaxBatch 4: %v", n, s.batches)
 			}
+		}
+	})
+
+	t.Run("EventsShareTransactions", func(t *testing.T) {
+		// Reserves for 50 events queued behind one transaction all go in
+		// the next one: spreading the load over events does not shrink the
+		// batches.
+		s, open := newGated(1000)
+		b := batch.New(s, batch.Options{})
+		t.Cleanup(func() { open(); b.Close() })
+		var wg sync.WaitGroup
+		wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		waitFor(t, func() bool { return inFlight(s) })
+		const events = 50
+		for ev := range events {
+			wg.Go(func() {
+				r := req(1)
+				r.EventID = int64(100 + ev)
+				if res, err := b.Reserve(context.Background(), r); err != nil || res.EventID != r.EventID {
+					t.Errorf("Reserve(event %d) = %+v, %v", r.EventID, res, err)
+				}
+			})
+		}
+		waitFor(t, func() bool { return queued(b) == events })
+		open()
+		wg.Wait()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.events) != 2 || s.events[1] != events || s.batches[1] != events {
+			t.Fatalf("transactions of %v requests over %v events; want the %d queued events in one", s.batches, s.events, events)
+		}
+	})
+
+	t.Run("MaxBatchOverEventsIsFair", func(t *testing.T) {
+		// MaxBatch caps a transaction over all its events; an event with a
+		// backlog goes to the back of the line, so another event's
+		// reserve waits at most one more transaction.
+		s, open := newGated(1000)
+		b := batch.New(s, batch.Options{MaxBatch: 4})
+		t.Cleanup(func() { open(); b.Close() })
+		var wg sync.WaitGroup
+		wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		waitFor(t, func() bool { return inFlight(s) })
+		for range 12 {
+			wg.Go(func() { b.Reserve(context.Background(), req(1)) })
+		}
+		waitFor(t, func() bool { return queued(b) == 12 })
+		wg.Go(func() {
+			r := req(1)
+			r.EventID = 2
+			b.Reserve(context.Background(), r)
+		})
+		waitFor(t, func() bool { return queued(b) == 13 })
+		open()
+		wg.Wait()
+		for _, n := range s.batches {
+			if n > 4 {
+				t.Fatalf("transaction of %d exceeds MaxBatch 4: %v", n, s.batches)
+			}
+		}
+		// Transaction 1 was held; 2 took 4 of event 1's backlog; 3 must
+		// take event 2's reserve.
+		if len(s.ids) < 3 || !slices.Contains(s.ids[2], 2) {
+			t.Fatalf("transactions over events %v; want event 2 in the 3rd", s.ids)
 		}
 	})
 
@@ -276,7 +366,7 @@ func BenchmarkOneTransactionPerReserve(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rowLock.Lock()
-			_, err := s.ReserveBatch(context.Background(), 1, []ticketrush.ReserveRequest{req(1)})
+			_, err := s.ReserveBatches(context.Background(), []ticketrush.EventBatch{{EventID: 1, Reqs: []ticketrush.ReserveRequest{req(1)}}})
 			rowLock.Unlock()
 			if err != nil {
 				b.Error(err)
@@ -291,7 +381,7 @@ func BenchmarkOneTransactionPerReserve(b *testing.B) {
 // a database that stopped responding.
 type hungStore struct{ ticketrush.Store }
 
-func (hungStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (hungStore) ReserveBatches(ctx context.Context, _ []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	<-ctx.Done()
 	return nil, ticketrush.Unavailable(ctx.Err())
 }
@@ -329,7 +419,7 @@ func TestAnswersByDeadline(t *testing.T) {
 // requests were handed to the database and may have been applied.
 type bareStore struct{ ticketrush.Store }
 
-func (bareStore) ReserveBatch(ctx context.Context, _ int64, _ []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (bareStore) ReserveBatches(ctx context.Context, _ []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

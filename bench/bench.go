@@ -63,6 +63,11 @@ type Config struct {
 	Serve ServeFunc
 	// Progress, when set, is told what the bench is doing.
 	Progress io.Writer
+	// Events spreads the reserves uniformly over this many events (0 or 1:
+	// one hot event).
+	Events int
+	// MaxPerVisitor is the bench events' max_per_visitor (0: no cap).
+	MaxPerVisitor int64
 }
 
 // ServeFunc serves the HTTP API over an open, migrated store on ln until
@@ -93,8 +98,8 @@ type ServerSettings struct {
 }
 
 // DefaultPostgresConns is the PostgreSQL pool of every bench server: the one serve
-// runs with. Group commit needs one connection per hot event plus a few for
-// reads and the sweeper; the lock strategy gets the same pool, so both are
+// runs with. Group commit needs one connection for all events' reserves plus
+// a few for reads and the sweeper; the lock strategy gets the same pool, so both are
 // measured as serve runs them. (The lock strategy is sensitive to it: each
 // connection is one more transaction queueing on the event row.)
 const DefaultPostgresConns = postgres.DefaultMaxConns
@@ -176,6 +181,10 @@ type Result struct {
 	Backend  string `json:"backend"`
 	Strategy string `json:"strategy"`
 	Clients  int    `json:"clients"`
+	// Events is how many events shared the reserves; MaxPerVisitor their
+	// cap (0: none).
+	Events        int   `json:"events"`
+	MaxPerVisitor int64 `json:"max_per_visitor"`
 
 	ReservePerSec float64 `json:"reserve_per_sec"`
 	P50Ms         float64 `json:"p50_ms"`
@@ -584,15 +593,16 @@ func (r *runner) run(ctx context.Context, b *backend, strategy string, clients i
 	}()
 	base := "http://" + ln.Addr().String()
 
-	ev, err := benchCreateEvent(ctx, tr, base, token)
+	evs, err := createEvents(ctx, tr, base, token, c.Events, c.MaxPerVisitor)
 	if err != nil {
 		return nil, err
 	}
 	reserve := &loadTarget{
 		method: http.MethodPost,
 		url:    base + "/api/reserve",
-		body:   []byte(`{"event_id":` + strconv.FormatInt(ev, 10) + `,"amount":1}`),
+		body:   reserveBody(evs[0]),
 		want:   http.StatusCreated,
+		events: evs,
 	}
 	if c.CPUProfile != "" {
 		reserve.profile = fmt.Sprintf("%s-%s-%s-%d-reserve.pprof", c.CPUProfile, b.name, strategy, clients)
@@ -611,7 +621,7 @@ func (r *runner) run(ctx context.Context, b *backend, strategy string, clients i
 	if err != nil {
 		return nil, err
 	}
-	st, err := benchEventStats(ctx, tr, base, token, ev)
+	st, err := eventsStats(ctx, tr, base, token, evs)
 	if err != nil {
 		return nil, err
 	}
@@ -626,6 +636,8 @@ func (r *runner) run(ctx context.Context, b *backend, strategy string, clients i
 		Backend:          b.name,
 		Strategy:         strategy,
 		Clients:          clients,
+		Events:           len(evs),
+		MaxPerVisitor:    c.MaxPerVisitor,
 		ReservePerSec:    rl.rate(),
 		P50Ms:            rl.p50.Seconds() * 1000,
 		P99Ms:            rl.p99.Seconds() * 1000,
@@ -674,21 +686,6 @@ func (r *runner) run(ctx context.Context, b *backend, strategy string, clients i
 		}
 	}
 	return res, nil
-}
-
-// benchCreateEvent creates the bench's event through the admin API.
-func benchCreateEvent(ctx context.Context, tr http.RoundTripper, base, token string) (int64, error) {
-	body := fmt.Sprintf(`{"name":"bench","ticket_quantity":%d,"hold_seconds":%d}`,
-		eventTickets, ticketrush.MaxHoldSeconds)
-	var ev struct {
-		Data struct {
-			ID int64 `json:"id"`
-		} `json:"data"`
-	}
-	if err := benchAdmin(ctx, tr, http.MethodPost, base+"/api/admin/events", token, body, http.StatusCreated, &ev); err != nil {
-		return 0, fmt.Errorf("create event: %w", err)
-	}
-	return ev.Data.ID, nil
 }
 
 func benchEventStats(ctx context.Context, tr http.RoundTripper, base, token string, id int64) (*Stats, error) {

@@ -276,14 +276,11 @@ func checkoutRun(ctx context.Context, c Config, w, reads *wrkTool, dir string, b
 
 	// The hot event, the purchase event and small ones up to
 	// CheckoutEvents: the listing's length.
-	hot, err := benchCreateEvent(ctx, tr, base, token)
+	evs, err := createEvents(ctx, tr, base, token, 2, 0)
 	if err != nil {
 		return nil, err
 	}
-	buy, err := benchCreateEvent(ctx, tr, base, token)
-	if err != nil {
-		return nil, err
-	}
+	hot, buy := evs[0], evs[1]
 	for i := 2; i < CheckoutEvents; i++ {
 		var ev struct{}
 		body := fmt.Sprintf(`{"name":"bench %d","ticket_quantity":1000}`, i)
@@ -450,16 +447,18 @@ func runWrkPurchases(ctx context.Context, w *wrkTool, url string, threads int, w
 			res.sample = r.sample
 		}
 	}
-	arg := func(file string) []byte { return []byte(strconv.Itoa(threads) + " " + file) }
+	target := func(file string) *loadTarget {
+		return &loadTarget{method: "purchase", url: url, body: []byte(strconv.Itoa(threads) + " " + file), want: http.StatusOK}
+	}
 	if warmup > 0 {
-		r, err := w.run(ctx, url, "purchase", arg(warmFile), clients, warmup)
+		r, err := w.run(ctx, target(warmFile), clients, warmup)
 		if err != nil {
 			return nil, err
 		}
 		add(r)
 	}
 	cpu0 := processCPU()
-	r, err := w.run(ctx, url, "purchase", arg(measFile), clients, d)
+	r, err := w.run(ctx, target(measFile), clients, d)
 	res.cpu = processCPU() - cpu0
 	if err != nil {
 		return nil, err

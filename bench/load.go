@@ -28,6 +28,9 @@ type loadTarget struct {
 	want   int    // the status that counts as success
 	// profile, when set, is a file for a CPU profile of the measured phase.
 	profile string
+	// events, when more than one, spreads reserves over these events
+	// (body is then the first one's).
+	events []int64
 }
 
 // Load phases: warming up (not measured), measuring, stopping.
@@ -102,11 +105,12 @@ func runLoad(ctx context.Context, tr *http.Transport, t *loadTarget, clients int
 	var wg sync.WaitGroup
 	for i := range cs {
 		cs[i] = &loadClient{hist: newHistogram()}
-		req, err := t.request(lctx)
+		ct := t.forClient(i)
+		req, err := ct.request(lctx)
 		if err != nil {
 			return nil, err
 		}
-		wg.Go(func() { cs[i].loop(tr, req, t, &phase) })
+		wg.Go(func() { cs[i].loop(tr, req, ct, &phase) })
 	}
 	sleep := func(d time.Duration) error {
 		tm := time.NewTimer(d)

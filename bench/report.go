@@ -79,6 +79,10 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "load generator: %s\n", rep.LoadDetail)
 	fmt.Fprintf(w, "each run: %s warm-up, %s measured on POST /api/reserve (amount 1), then the same on GET /healthz; request deadline 30s\n",
 		fmtSeconds(rep.WarmupSeconds), fmtSeconds(rep.DurationSeconds))
+	if len(rep.Runs) > 0 && (rep.Runs[0].Events > 1 || rep.Runs[0].MaxPerVisitor > 0) {
+		r := rep.Runs[0]
+		fmt.Fprintf(w, "reserves spread uniformly over %d events, each with max_per_visitor %d (0: no cap)\n", r.Events, r.MaxPerVisitor)
+	}
 	for _, b := range rep.Backends {
 		fmt.Fprintf(w, "- %s: %s\n", b.Backend, b.Detail)
 	}

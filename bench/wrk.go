@@ -42,6 +42,8 @@ type wrkTool struct {
 	path, version string
 	threads       int
 	script        string
+	// eventsScript is the script of a load spread over several events.
+	eventsScript string
 }
 
 // findWrk looks wrk up (path "" means in PATH) and writes its script into
@@ -65,7 +67,11 @@ func findWrk(path string, threads int, dir string) (*wrkTool, error) {
 	if err := os.WriteFile(script, wrkScript, 0o600); err != nil {
 		return nil, err
 	}
-	return &wrkTool{path: p, version: version, threads: threads, script: script}, nil
+	events := filepath.Join(dir, "ticketrush-bench-events.lua")
+	if err := os.WriteFile(events, wrkEventsScript, 0o600); err != nil {
+		return nil, err
+	}
+	return &wrkTool{path: p, version: version, threads: threads, script: script, eventsScript: events}, nil
 }
 
 // wrkRun is what one wrk process reported.
@@ -82,14 +88,19 @@ type wrkRun struct {
 // only, so it is given a generous -d and stopped with SIGINT after d,
 // upon which it finishes as after -d: it stops, abandoning the requests
 // in flight, and reports.
-func (w *wrkTool) run(ctx context.Context, url, method string, body []byte, clients int, d time.Duration) (*wrkRun, error) {
+func (w *wrkTool) run(ctx context.Context, t *loadTarget, clients int, d time.Duration) (*wrkRun, error) {
 	threads := max(1, min(w.threads, clients))
 	limit := int64(d/time.Second) + 60
+	script := w.script
+	if len(t.events) > 1 {
+		script = w.eventsScript
+	}
 	args := []string{
 		"-t", strconv.Itoa(threads), "-c", strconv.Itoa(clients),
 		"-d", strconv.FormatInt(limit, 10) + "s", "--timeout", "30s",
-		"-s", w.script, url, "--", method, string(body), tokenPrefix(),
+		"-s", script, t.url, "--",
 	}
+	args = append(args, t.wrkArgs(tokenPrefix())...)
 	cmd := exec.CommandContext(ctx, w.path, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -187,7 +198,7 @@ func runWrkLoad(ctx context.Context, w *wrkTool, t *loadTarget, clients int, war
 		}
 	}
 	if warmup > 0 {
-		r, err := w.run(ctx, t.url, t.method, t.body, clients, warmup)
+		r, err := w.run(ctx, t, clients, warmup)
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +212,7 @@ func runWrkLoad(ctx context.Context, w *wrkTool, t *loadTarget, clients int, war
 		}
 	}
 	cpu0 := processCPU()
-	r, err := w.run(ctx, t.url, t.method, t.body, clients, d)
+	r, err := w.run(ctx, t, clients, d)
 	res.cpu = processCPU() - cpu0
 	stopProfile()
 	if err != nil {

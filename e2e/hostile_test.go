@@ -123,8 +123,14 @@ func hostileRequests() []hostile {
 		reserve("KeyTwice", ok, 422, "Idempotency-Key: a", "Idempotency-Key: b"),
 		// A valid key carrying code reaches the store, which must treat it
 		// as data (the event does not exist, so nothing changes).
-		reserve("KeyLuaInjection", `{"event_id":{missing},"amount":1}`, 404, "Idempotency-Key: redis.call('FLUSHALL');--"),
-		reserve("KeySQLInjection", `{"event_id":{missing},"amount":1}`, 404, "Idempotency-Key: ');DROP/**/TABLE/**/reservations;--"),
+		reserve("KeyLuaInjection", `{"event_id":{missing},"amount":1}`, 404, "Visitor-Token: {token}", "Idempotency-Key: redis.call('FLUSHALL');--"),
+		reserve("KeySQLInjection", `{"event_id":{missing},"amount":1}`, 404, "Visitor-Token: {token}", "Idempotency-Key: ');DROP/**/TABLE/**/reservations;--"),
+		// A key without a visitor could never make a retry safe.
+		reserve("KeyWithoutToken", ok, 400, "Idempotency-Key: retry-1"),
+		// What a hostile page can make a browser send without a CORS
+		// preflight: no Content-Type, or one from another site.
+		{name: "NoContentType", method: "POST", target: "/api/reserve", body: ok, want: 415},
+		reserve("CrossSiteOrigin", ok, 403, "Origin: https://evil.example", "Sec-Fetch-Site: cross-site"),
 		// Path tricks.
 		get("DotDotPath", "/api/reservations/../events", 404),
 		get("EncodedDotDot", "/api/reservations/%2e%2e/events", 404),

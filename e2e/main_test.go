@@ -137,8 +137,11 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // gets SIGTERM (then SIGKILL) when the test ends, unless it already exited.
 func startServe(t testing.TB, db string, args ...string) *proc {
 	t.Helper()
+	// The rate limit is on by default; these tests drive many visitors
+	// from one address, so they turn it off explicitly (a test that
+	// checks the limit passes its own --rate-limit, which wins).
 	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db,
-		"--admin-token", adminToken, "--log-level", "info"}, args...)
+		"--admin-token", adminToken, "--log-level", "info", "--rate-limit", "0"}, args...)
 	cmd := exec.Command(bin, argv...)
 	cmd.Env = cleanEnv()
 	pr, pw := io.Pipe()

@@ -79,6 +79,7 @@ func TestSlowloris(t *testing.T) {
 			} else {
 				req, _ := http.NewRequestWithContext(context.Background(), "POST", srv.URL+"/api/reserve",
 					strings.NewReader(fmt.Sprintf(`{"event_id":%d,"amount":1}`, ev.ID)))
+				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Visitor-Token", uuid.NewString())
 				resp, err = normal.Do(req)
 			}

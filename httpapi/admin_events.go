@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/ticketrush/ticketrush"
@@ -173,7 +174,7 @@ func decodeEventPatch(body []byte, cur *ticketrush.Event) (ticketrush.EventUpdat
 		u.SetWaitingRoom = true
 	} else if wf, ok := f.Object("waiting_room"); ok {
 		u.SetWaitingRoom = true
-		u.WaitingRoom = readWaitingRoom(wf, cur.WaitingRoom)
+		u.WaitingRoom = readWaitingRoom(wf, cur.WaitingRoom, cur.SaleStartsAt)
 	}
 	for _, name := range immutableEventFields {
 		if f.Has(name) {
@@ -219,14 +220,15 @@ func decodeEventSettings(f *form, ne *ticketrush.NewEvent) {
 		ne.Hidden = b
 	}
 	if wf, ok := f.Object("waiting_room"); ok {
-		ne.WaitingRoom = readWaitingRoom(wf, nil)
+		ne.WaitingRoom = readWaitingRoom(wf, nil, ne.SaleStartsAt)
 	}
 }
 
 // readWaitingRoom reads a waiting_room object merged over cur (nil: the
 // defaults, and admit_per_minute is required). A member set to null goes
-// back to its default.
-func readWaitingRoom(f *form, cur *ticketrush.WaitingRoom) *ticketrush.WaitingRoom {
+// back to its default. sale is the event's sale_starts_at: a pre-queue
+// must open before it, or the queue would stay shut after the sale starts.
+func readWaitingRoom(f *form, cur *ticketrush.WaitingRoom, sale *time.Time) *ticketrush.WaitingRoom {
 	w := ticketrush.WaitingRoom{PassSeconds: ticketrush.DefaultPassSeconds}
 	if cur != nil {
 		w = *cur
@@ -260,6 +262,9 @@ func readWaitingRoom(f *form, cur *ticketrush.WaitingRoom) *ticketrush.WaitingRo
 		w.PrequeueOpensAt = nil
 	} else if t, ok := f.OptTime("prequeue_opens_at"); ok {
 		w.PrequeueOpensAt = &t
+		if sale != nil && !t.Before(*sale) {
+			f.Add("prequeue_opens_at", "must be before sale_starts_at")
+		}
 	}
 	if f.IsNull("paused") {
 		w.Paused = false

@@ -98,7 +98,7 @@ var apiCases = []apiCase{
 	{"ErrArray", "POST", "/api/reserve", nil, `[{"event_id":{event},"amount":1}]`, 400, ticketrush.EInvalidJSON},
 	{"ErrString", "POST", "/api/reserve", nil, `"{\"event_id\":1}"`, 400, ticketrush.EInvalidJSON},
 	{"ErrNull", "POST", "/api/reserve", nil, `null`, 400, ticketrush.EInvalidJSON},
-	{"ErrEmptyBody", "POST", "/api/reserve", nil, ``, 400, ticketrush.EInvalidJSON},
+	{"ErrEmptyBody", "POST", "/api/reserve", map[string]string{"Content-Type": "application/json"}, ``, 400, ticketrush.EInvalidJSON},
 	{"ErrTruncated", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1`, 400, ticketrush.EInvalidJSON},
 	{"ErrTrailingData", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1}{}`, 400, ticketrush.EInvalidJSON},
 	{"ErrDuplicateKey", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1,"amount":2}`, 400, ticketrush.EInvalidJSON},
@@ -169,6 +169,7 @@ var apiCases = []apiCase{
 	{"ErrPurchaseCancelled", "POST", "/api/purchase", tok("{token}"), `{"reservation_id":{res_cancelled}}`, 409, ticketrush.ECancelled},
 	{"ErrPurchaseExpired", "POST", "/api/purchase", tok("{token}"), `{"reservation_id":{res_expired}}`, 410, ticketrush.EExpired},
 	{"ErrCancelExpired", "DELETE", "/api/reservations/{res_expired2}", tok("{token}"), "", 410, ticketrush.EExpired},
+	{"ErrIdempotencyKeyWithoutToken", "POST", "/api/reserve", map[string]string{"Idempotency-Key": "retry-me"}, `{"event_id":{event},"amount":1}`, 400, ticketrush.EVisitorTokenRequired},
 	{"ErrIdempotencyKeyReused", "POST", "/api/reserve", map[string]string{"Visitor-Token": "{token}", "Idempotency-Key": "key-reuse"}, `{"event_id":{event},"amount":2}`, 422, ticketrush.EIdempotencyKeyReused},
 
 	{"ErrCreateNoToken", "POST", "/api/admin/events", nil, `{"name":"x","ticket_quantity":5}`, 401, ticketrush.EUnauthorized},
@@ -179,6 +180,9 @@ var apiCases = []apiCase{
 
 	{"ErrBodyTooLarge", "POST", "/api/reserve", nil, `{"event_id":{event},"amount":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, ticketrush.EBodyTooLarge},
 	{"ErrCreateBodyTooLarge", "POST", "/api/admin/events", admin(), `{"name":"` + strings.Repeat("x", MaxBodyBytes) + `","ticket_quantity":5}`, 413, ticketrush.EBodyTooLarge},
+	{"ErrContentTypeAbsent", "POST", "/api/reserve", map[string]string{"Content-Type": "<absent>"}, `{"event_id":{event},"amount":1}`, 415, ticketrush.EUnsupportedMedia},
+	{"ErrContentTypeEmpty", "POST", "/api/purchase", map[string]string{"Visitor-Token": "{token}", "Content-Type": ""}, `{"reservation_id":{res_read}}`, 415, ticketrush.EUnsupportedMedia},
+	{"ErrCreateContentTypeAbsent", "POST", "/api/admin/events", map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "<absent>"}, `{"name":"x","ticket_quantity":5}`, 415, ticketrush.EUnsupportedMedia},
 	{"ErrContentType", "POST", "/api/reserve", map[string]string{"Content-Type": "text/plain"}, `{"event_id":{event},"amount":1}`, 415, ticketrush.EUnsupportedMedia},
 	{"ErrContentTypeCharset", "POST", "/api/purchase", map[string]string{"Visitor-Token": "{token}", "Content-Type": "application/json; charset=latin1"}, `{"reservation_id":{res_read}}`, 415, ticketrush.EUnsupportedMedia},
 	{"ErrUnknownRoute", "GET", "/api/nope", nil, "", 404, ticketrush.ENotFound},

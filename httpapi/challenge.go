@@ -50,12 +50,14 @@ type JoinVerifier interface {
 }
 
 // challenger issues and checks the stateless proof-of-work challenges of
-// joins. A challenge is "bits.expiry.random.kid.mac": the MAC (HMAC-SHA256
-// under the key ring's challenge key) binds the event, the visitor token,
-// the difficulty, the expiry and the random part, so any node can check a
-// challenge another issued without a database read, and it is worthless
-// for any other event or visitor. That it works once is kept by the store:
-// a visitor's new entry may not reuse its previous entry's challenge.
+// joins. A challenge is "bits.expiry.attempt.random.kid.mac": the MAC
+// (HMAC-SHA256 under the key ring's challenge key) binds the event, the
+// visitor token, the difficulty, the expiry, the attempt and the random
+// part, so any node can check a challenge another issued, and it is
+// worthless for any other event or visitor. It works once because it names
+// the attempt (the visitor's entry number) it may create: once that entry
+// exists, the challenge can only answer for it, never make another. The
+// store also refuses a new entry with the previous entry's challenge.
 type challenger struct {
 	keys *keyring
 }
@@ -64,11 +66,14 @@ type challenger struct {
 const challengeRandLen = 16
 
 // issue returns a new challenge of the given difficulty for the visitor.
-func (c *challenger) issue(eventID int64, visitor string, bits int64, now time.Time) (string, time.Time) {
+// attempt is the entry the challenge may create: the visitor's current
+// attempt + 1.
+func (c *challenger) issue(eventID int64, visitor string, bits, attempt int64, now time.Time) (string, time.Time) {
 	exp := now.Add(ChallengeTTL).Truncate(time.Second)
 	var rnd [challengeRandLen]byte
 	rand.Read(rnd[:])
-	head := strconv.FormatInt(bits, 10) + "." + strconv.FormatInt(exp.Unix(), 10) + "." + b64.EncodeToString(rnd[:])
+	head := strconv.FormatInt(bits, 10) + "." + strconv.FormatInt(exp.Unix(), 10) + "." +
+		strconv.FormatInt(attempt, 10) + "." + b64.EncodeToString(rnd[:])
 	kid := c.keys.signer
 	return head + "." + kid + "." + b64.EncodeToString(c.mac(c.keys.keys[kid].challenge, eventID, visitor, head)), exp
 }
@@ -91,40 +96,42 @@ func errChallenge() error {
 }
 
 // check verifies a solved challenge: signed by a key of the ring for this
-// event and visitor, unexpired, at least as hard as the room now asks, and
+// event and visitor, unexpired, at least as hard as the room now asks,
 // SHA-256(challenge ":" visitor ":" nonce) starting with as many zero bits
-// as the challenge names.
-func (c *challenger) check(eventID int64, visitor string, want int64, challenge, nonce string, now time.Time) error {
+// as the challenge names, and, last (it may read the database, which a
+// forged challenge must not cost), issued for an attempt that ok accepts.
+func (c *challenger) check(eventID int64, visitor string, want int64, challenge, nonce string, now time.Time, ok func(attempt int64) error) error {
 	if !validNonce(nonce) || len(challenge) > 200 {
 		return errChallenge()
 	}
 	parts := strings.Split(challenge, ".")
-	if len(parts) != 5 {
+	if len(parts) != 6 {
 		return errChallenge()
 	}
-	bitsStr, expStr, _, kid, macStr := parts[0], parts[1], parts[2], parts[3], parts[4]
-	k, ok := c.keys.keys[kid]
-	if !ok {
+	bitsStr, expStr, attemptStr, kid, macStr := parts[0], parts[1], parts[2], parts[4], parts[5]
+	k, found := c.keys.keys[kid]
+	if !found {
 		return errChallenge()
 	}
 	mac, err := b64.DecodeString(macStr)
 	if err != nil {
 		return errChallenge()
 	}
-	head := challenge[:len(bitsStr)+1+len(expStr)+1+len(parts[2])]
+	head := challenge[:len(bitsStr)+1+len(expStr)+1+len(attemptStr)+1+len(parts[3])]
 	if !hmac.Equal(mac, c.mac(k.challenge, eventID, visitor, head)) {
 		return errChallenge()
 	}
 	// Signed by us, so these parse.
 	n, _ := strconv.ParseInt(bitsStr, 10, 64)
 	exp, _ := strconv.ParseInt(expStr, 10, 64)
+	attempt, _ := strconv.ParseInt(attemptStr, 10, 64)
 	if n < want || !now.Before(time.Unix(exp, 0)) {
 		return errChallenge()
 	}
 	if leadingZeroBits(solutionHash(challenge, visitor, nonce)) < int(n) {
 		return errChallenge()
 	}
-	return nil
+	return ok(attempt)
 }
 
 // solutionHash is SHA-256 of the UTF-8 string challenge ":" visitor ":" nonce.
@@ -162,10 +169,15 @@ func validNonce(s string) bool {
 // proofOfWork is the built-in JoinVerifier: when the room's challenge_bits
 // is above 0, a join must carry a challenge from GET
 // /api/events/{id}/queue/challenge and a nonce solving it.
-type proofOfWork struct{ c *challenger }
+type proofOfWork struct {
+	c *challenger
+	// entry reads the visitor's current entry (nil when it never joined),
+	// to learn which attempt a challenge may still answer for.
+	entry func(ctx context.Context, eventID int64, visitor string) (*ticketrush.QueueEntry, error)
+}
 
 // VerifyJoin implements JoinVerifier. The proof is the challenge itself.
-func (p proofOfWork) VerifyJoin(_ context.Context, j JoinAttempt) (string, error) {
+func (p proofOfWork) VerifyJoin(ctx context.Context, j JoinAttempt) (string, error) {
 	w := j.Event.WaitingRoom
 	if w == nil || w.ChallengeBits == 0 {
 		return "", nil
@@ -173,8 +185,35 @@ func (p proofOfWork) VerifyJoin(_ context.Context, j JoinAttempt) (string, error
 	if j.Challenge == "" || j.Nonce == "" {
 		return "", errChallenge()
 	}
-	if err := p.c.check(j.Event.ID, j.Visitor, w.ChallengeBits, j.Challenge, j.Nonce, j.Now); err != nil {
+	// A challenge creates the entry after the visitor's current one; while
+	// the entry it created is live it still answers for it (a retried join
+	// whose answer was lost keeps its place), and never again after.
+	ok := func(a int64) error {
+		en, err := p.entry(ctx, j.Event.ID, j.Visitor)
+		if err != nil {
+			return err
+		}
+		var cur int64
+		live := false
+		if en != nil {
+			cur, live = en.Attempt, en.State != ticketrush.QueueExpired
+		}
+		if a == cur+1 || (live && a == cur) {
+			return nil
+		}
+		return errChallenge()
+	}
+	if err := p.c.check(j.Event.ID, j.Visitor, w.ChallengeBits, j.Challenge, j.Nonce, j.Now, ok); err != nil {
 		return "", err
 	}
 	return j.Challenge, nil
+}
+
+// nextAttempt is the attempt of the visitor's next new entry: 1 when it
+// never joined.
+func nextAttempt(en *ticketrush.QueueEntry) int64 {
+	if en == nil {
+		return 1
+	}
+	return en.Attempt + 1
 }

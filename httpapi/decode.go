@@ -29,12 +29,13 @@ const MaxBodyBytes = 64 << 10
 const maxDepth = 32
 
 // readBody reads a request body for a strict JSON decoder: Content-Type
-// absent or application/json (charset utf-8 allowed), at most MaxBodyBytes.
+// application/json (charset utf-8 allowed), at most MaxBodyBytes. The type
+// is required: a body without it (or with a form or text type) is what a
+// browser sends cross-site with no CORS preflight, so accepting it would
+// let any web page make its visitors' browsers call the API.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if ct := r.Header.Values("Content-Type"); len(ct) > 0 {
-		if len(ct) > 1 || !isJSONContentType(ct[0]) {
-			return nil, ticketrush.Errorf(ticketrush.EUnsupportedMedia, "The Content-Type must be application/json.")
-		}
+	if ct := r.Header.Values("Content-Type"); len(ct) != 1 || !isJSONContentType(ct[0]) {
+		return nil, ticketrush.Errorf(ticketrush.EUnsupportedMedia, "The Content-Type must be application/json: send the header Content-Type: application/json with the body.")
 	}
 	if r.ContentLength > MaxBodyBytes {
 		return nil, errBodyTooLarge()

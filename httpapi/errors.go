@@ -104,6 +104,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.Any("err", err))
 	}
+	switch w := w.(type) {
+	case *responseWriter:
+		w.code = code
+	case passthrough:
+		w.rw.code = code
+	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")

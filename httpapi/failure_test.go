@@ -79,6 +79,13 @@ func (s *downStore) ReserveBatch(ctx context.Context, eventID int64, reqs []tick
 	return s.Store.ReserveBatch(ctx, eventID, reqs)
 }
 
+func (s *downStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.ReserveBatches(ctx, batches)
+}
+
 func (s *downStore) Reservation(ctx context.Context, id int64, visitor string) (*ticketrush.Reservation, error) {
 	if err := s.err(); err != nil {
 		return nil, err
@@ -288,6 +295,7 @@ func TestOverloadedByBatcher(t *testing.T) {
 	send := func() {
 		defer fillers.Done()
 		r := httptest.NewRequest("POST", "/api/reserve", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		e.srv.ServeHTTP(w, r)
 		checkResponse(t, r, w.Code, w.Header(), w.Body.Bytes())
@@ -313,17 +321,17 @@ func TestOverloadedByBatcher(t *testing.T) {
 	}
 }
 
-// gateStore holds every ReserveBatch until release is closed.
+// gateStore holds every ReserveBatches until release is closed.
 type gateStore struct {
 	ticketrush.Store
 	release chan struct{}
 	started *atomic.Bool
 }
 
-func (g *gateStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+func (g *gateStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	g.started.Store(true)
 	<-g.release
-	return g.Store.ReserveBatch(context.Background(), eventID, reqs)
+	return g.Store.ReserveBatches(context.Background(), batches)
 }
 
 // TestInternalErrorHidden: an unexpected failure is logged with its cause,
@@ -372,16 +380,20 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 // TestAdminTokenUnset: a server without an admin token refuses every admin
-// request, whatever it carries.
+// request, whatever it carries, with 403 admin_disabled: no token could
+// work, so it does not ask for one (no 401, no WWW-Authenticate).
 func TestAdminTokenUnset(t *testing.T) {
 	e := sqliteEnv(t, func(c *Config) { c.AdminToken = "" })
 	for _, auth := range []string{"<absent>", "Bearer ", "Bearer", "Bearer " + adminToken, "Bearer x"} {
 		h := map[string]string{"Authorization": auth}
-		res := e.must(t, request{method: "POST", path: "/api/admin/events", headers: h, body: `{"name":"x","ticket_quantity":1}`}, 401)
-		if !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("%q: WWW-Authenticate %q", auth, res.header.Get("WWW-Authenticate"))
+		res := e.must(t, request{method: "POST", path: "/api/admin/events", headers: h, body: `{"name":"x","ticket_quantity":1}`}, 403)
+		if got := errorOf(t, res); got.Code != ticketrush.EAdminDisabled {
+			t.Errorf("%q: code %q, want %q", auth, got.Code, ticketrush.EAdminDisabled)
 		}
-		e.must(t, request{method: "GET", path: "/api/admin/events/1/stats", headers: h}, 401)
+		if v := res.header.Get("WWW-Authenticate"); v != "" {
+			t.Errorf("%q: WWW-Authenticate %q", auth, v)
+		}
+		e.must(t, request{method: "GET", path: "/api/admin/events/1/stats", headers: h}, 403)
 	}
 	if events, _ := e.store.Events(t.Context()); len(events) != 0 {
 		t.Fatalf("an event was created: %v", events)
@@ -449,6 +461,7 @@ func TestOpenAPIServed(t *testing.T) {
 func TestReadBodyErrors(t *testing.T) {
 	e := sqliteEnv(t, nil)
 	r := httptest.NewRequest("POST", "/api/reserve", io.MultiReader(strings.NewReader(`{"event_id":1,`), errReader{}))
+	r.Header.Set("Content-Type", "application/json")
 	res := e.serve(t, r)
 	if got := errorOf(t, res); res.status != 400 || got.Code != ticketrush.EInvalidJSON {
 		t.Fatalf("%d %s", res.status, res.body)

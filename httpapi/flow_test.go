@@ -100,8 +100,14 @@ func testSeedRequests(t *testing.T, e *env) {
 	checkWireTimes(t, res.body)
 
 	// curl -X POST -H 'Visitor-Token: …' -d '{"reservation_id":1}' …/api/purchase
-	// (without a Content-Type, as curl -d sends a form type people forget)
+	// without a Content-Type is refused: a body without one is what a
+	// cross-site form or no-cors fetch sends.
 	res = c.do("POST", "/api/purchase", http.Header{"Visitor-Token": {token}},
+		fmt.Sprintf(`{"reservation_id":%d}`, r.ID))
+	if res.status != http.StatusUnsupportedMediaType {
+		t.Fatalf("purchase without Content-Type: %d %s", res.status, res.body)
+	}
+	res = c.do("POST", "/api/purchase", http.Header{"Visitor-Token": {token}, "Content-Type": {"application/json"}},
 		fmt.Sprintf(`{"reservation_id":%d}`, r.ID))
 	if res.status != 200 {
 		t.Fatalf("purchase: %d %s", res.status, res.body)
@@ -284,6 +290,7 @@ func testBodyLimit(t *testing.T, e *env) {
 	c := e.httpServer(t)
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", c.base+"/api/reserve",
 		io.MultiReader(strings.NewReader(body), strings.NewReader(pad+"  ")))
+	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = -1
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -322,6 +329,7 @@ func testRushOverHTTP(t *testing.T, e *env) {
 				amount := 1 + (g+i)%3
 				req, _ := http.NewRequest("POST", ts.URL+"/api/reserve",
 					strings.NewReader(fmt.Sprintf(`{"event_id":%d,"amount":%d}`, ev.ID, amount)))
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := hc.Do(req)
 				if err != nil {
 					t.Error(err)

@@ -42,6 +42,11 @@ func (s *Server) doReserve(w http.ResponseWriter, r *http.Request) (*ticketrush.
 	if err != nil {
 		return nil, err
 	}
+	if key != "" && token == "" {
+		// A key is scoped to its visitor: without a token each attempt
+		// would be a new visitor, and a retry would hold tickets twice.
+		return nil, errKeyWithoutToken
+	}
 	body, err := readBody(w, r)
 	if err != nil {
 		return nil, err
@@ -129,6 +134,12 @@ func (s *Server) onReservation(w http.ResponseWriter, r *http.Request,
 // admin guards h with the admin token.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.adminSet {
+			// Say what is wrong: no token could ever work here, and an
+			// operator reading 401 would go looking for a typo.
+			s.writeError(w, r, errAdminDisabled)
+			return
+		}
 		if !s.authorized(r) {
 			s.writeError(w, r, ticketrush.Errorf(ticketrush.EUnauthorized, "A valid admin token is required."))
 			return
@@ -136,6 +147,9 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 		h(w, r)
 	}
 }
+
+var errAdminDisabled = ticketrush.Errorf(ticketrush.EAdminDisabled,
+	"Admin is switched off on this server: no admin token is configured. Start the server with --admin-token (or TICKETRUSH_ADMIN_TOKEN) to enable it.")
 
 // authorized reports whether r carries the admin token as a bearer token.
 // Comparing hashes in constant time reveals neither the token nor its
@@ -242,6 +256,11 @@ func visitorToken(r *http.Request, required bool) (string, error) {
 	}
 	return ticketrush.ParseVisitorToken(v[0])
 }
+
+// errKeyWithoutToken refuses an Idempotency-Key sent without a
+// Visitor-Token: it could never make a retry safe.
+var errKeyWithoutToken = ticketrush.Errorf(ticketrush.EVisitorTokenRequired,
+	"An Idempotency-Key needs a Visitor-Token: keys belong to a visitor, and without one a retry would create a second visitor and hold tickets twice. Create a token (any UUID), keep it, and send it with the key.")
 
 // idempotencyKey reads the optional Idempotency-Key header.
 func idempotencyKey(r *http.Request) (string, error) {

@@ -67,7 +67,7 @@ func TestPassRefusals(t *testing.T) {
 		"garbage":          {"a.b.c", 7, visitorA},
 		"challenge as pass": {func() string {
 			c := &challenger{keys: kr}
-			ch, _ := c.issue(7, visitorA, 0, start)
+			ch, _ := c.issue(7, visitorA, 0, 1, start)
 			return ch
 		}(), 7, visitorA},
 	}
@@ -131,16 +131,22 @@ func TestParsePassKeys(t *testing.T) {
 
 func TestChallengeCheck(t *testing.T) {
 	c := &challenger{keys: newKeyring([]PassKey{testKey1})}
-	ch, exp := c.issue(3, visitorA, 8, start)
+	ch, exp := c.issue(3, visitorA, 8, 1, start)
+	first := func(a int64) error {
+		if a != 1 {
+			return errChallenge()
+		}
+		return nil
+	}
 	if !exp.After(start) || exp.Sub(start) > ChallengeTTL {
 		t.Errorf("expires %s, issued %s", exp, start)
 	}
 	nonce := solveChallenge(ch, visitorA, 8)
-	if err := c.check(3, visitorA, 8, ch, nonce, start); err != nil {
+	if err := c.check(3, visitorA, 8, ch, nonce, start, first); err != nil {
 		t.Fatalf("solved challenge refused: %v", err)
 	}
 	// A room made easier still accepts a harder challenge.
-	if err := c.check(3, visitorA, 4, ch, nonce, start); err != nil {
+	if err := c.check(3, visitorA, 4, ch, nonce, start, first); err != nil {
 		t.Errorf("harder challenge refused after the room got easier: %v", err)
 	}
 	wrong := "zz"
@@ -149,26 +155,44 @@ func TestChallengeCheck(t *testing.T) {
 	}
 	kr2 := newKeyring([]PassKey{testKey2})
 	cases := map[string]func() error{
-		"wrong nonce":     func() error { return c.check(3, visitorA, 8, ch, wrong, start) },
-		"another visitor": func() error { return c.check(3, visitorB, 8, ch, nonce, start) },
-		"another event":   func() error { return c.check(4, visitorA, 8, ch, nonce, start) },
-		"expired":         func() error { return c.check(3, visitorA, 8, ch, nonce, exp) },
-		"room got harder": func() error { return c.check(3, visitorA, 12, ch, nonce, start) },
-		"bits lowered":    func() error { return c.check(3, visitorA, 0, "0"+ch[1:], nonce, start) },
-		"unknown key":     func() error { return (&challenger{keys: kr2}).check(3, visitorA, 8, ch, nonce, start) },
-		"empty nonce":     func() error { return c.check(3, visitorA, 8, ch, "", start) },
-		"nonce too long":  func() error { return c.check(3, visitorA, 8, ch, strings.Repeat("a", 65), start) },
-		"nonce not alnum": func() error { return c.check(3, visitorA, 8, ch, nonce+"-", start) },
-		"garbage":         func() error { return c.check(3, visitorA, 0, "x", "1", start) },
+		"wrong nonce":     func() error { return c.check(3, visitorA, 8, ch, wrong, start, first) },
+		"another visitor": func() error { return c.check(3, visitorB, 8, ch, nonce, start, first) },
+		"another event":   func() error { return c.check(4, visitorA, 8, ch, nonce, start, first) },
+		"expired":         func() error { return c.check(3, visitorA, 8, ch, nonce, exp, first) },
+		"room got harder": func() error { return c.check(3, visitorA, 12, ch, nonce, start, first) },
+		"bits lowered":    func() error { return c.check(3, visitorA, 0, "0"+ch[1:], nonce, start, first) },
+		"unknown key":     func() error { return (&challenger{keys: kr2}).check(3, visitorA, 8, ch, nonce, start, first) },
+		"empty nonce":     func() error { return c.check(3, visitorA, 8, ch, "", start, first) },
+		"nonce too long":  func() error { return c.check(3, visitorA, 8, ch, strings.Repeat("a", 65), start, first) },
+		"nonce not alnum": func() error { return c.check(3, visitorA, 8, ch, nonce+"-", start, first) },
+		"garbage":         func() error { return c.check(3, visitorA, 0, "x", "1", start, first) },
+		"another attempt": func() error {
+			return c.check(3, visitorA, 8, ch, nonce, start, func(a int64) error {
+				if a != 2 {
+					return errChallenge()
+				}
+				return nil
+			})
+		},
 		"pass as a challenge": func() error {
 			p, _ := c.keys.sign(Pass{EventID: 3, Visitor: visitorA, Attempt: 1, ExpiresAt: start})
-			return c.check(3, visitorA, 0, p, "1", start)
+			return c.check(3, visitorA, 0, p, "1", start, first)
 		},
 	}
 	for name, f := range cases {
 		if err := f(); ticketrush.ErrorCode(err) != ticketrush.EChallengeFailed {
 			t.Errorf("%s: %v, want %s", name, err, ticketrush.EChallengeFailed)
 		}
+	}
+	// The attempt is checked last, as it may cost a database read: a
+	// forged or unsolved challenge never gets that far.
+	reads := 0
+	count := func(int64) error { reads++; return nil }
+	c.check(3, visitorA, 8, ch, wrong, start, count)
+	c.check(3, visitorB, 8, ch, nonce, start, count)
+	c.check(3, visitorA, 8, ch, nonce, exp, count)
+	if reads != 0 {
+		t.Errorf("the attempt was looked up for %d refused challenges", reads)
 	}
 }
 

@@ -83,7 +83,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 	}
 	wr.keys = newKeyring(keys)
 	wr.challenge = &challenger{keys: wr.keys}
-	wr.verifiers = append([]JoinVerifier{proofOfWork{wr.challenge}}, cfg.Verifiers...)
+	wr.verifiers = append([]JoinVerifier{proofOfWork{c: wr.challenge, entry: wr.entry}}, cfg.Verifiers...)
 	ttl := cfg.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultQueueCacheTTL
@@ -104,6 +104,7 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 			PerSecond:      cfg.JoinsPerSecond,
 			Burst:          cfg.JoinBurst,
 			TrustedProxies: cfg.TrustedProxies,
+			Logger:         s.log,
 		})
 	}
 	return wr
@@ -203,7 +204,16 @@ func (s *Server) queueChallenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bits := e.WaitingRoom.ChallengeBits
-	ch, exp := s.wr.challenge.issue(id, token, bits, s.wr.now())
+	var en *ticketrush.QueueEntry
+	if bits > 0 && r.Header.Get(headerVisitorToken) != "" {
+		// A new token has no entry; a known one's challenge is for its
+		// next entry. With no challenge asked, none is checked.
+		if en, err = s.wr.entry(ctx, id, token); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	ch, exp := s.wr.challenge.issue(id, token, bits, nextAttempt(en), s.wr.now())
 	w.Header().Set(headerVisitorToken, token)
 	writeJSON(w, http.StatusOK, Envelope[Challenge]{Data: Challenge{Challenge: ch, Bits: bits, ExpiresAt: Time{exp}}})
 }
@@ -274,11 +284,14 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 		}
 	}
 	res, err := s.wr.joins.Do(ctx, id, ticketrush.JoinRequest{Visitor: token, Challenge: proof})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = res.Err
 	}
-	if res.Err != nil {
-		return 0, res.Err
+	if err != nil {
+		if ticketrush.ErrorCode(err) == ticketrush.EQueueNotOpen {
+			retryWhenOpen(w, e, s.wr.now())
+		}
+		return 0, err
 	}
 	s.wr.entries.put(e, res.Entry)
 	snap := s.wr.rooms.get(ctx, id)
@@ -294,6 +307,23 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
 	}
 	s.writeQueueStatus(w, status, token, e, st, res.Entry)
 	return status, nil
+}
+
+// retryWhenOpen tells a join refused with EQueueNotOpen when the queue
+// opens: at PrequeueOpensAt, or at SaleStartsAt when there is no pre-queue
+// (or it has opened and the sale has not, as the store then decides).
+func retryWhenOpen(w http.ResponseWriter, e *ticketrush.Event, now time.Time) {
+	var opens *time.Time
+	if p := e.WaitingRoom.PrequeueOpensAt; p != nil && now.Before(*p) {
+		opens = p
+	} else if e.SaleStartsAt != nil && now.Before(*e.SaleStartsAt) {
+		opens = e.SaleStartsAt
+	}
+	secs := int64(1)
+	if opens != nil {
+		secs = max(secs, int64((opens.Sub(now)+time.Second-1)/time.Second))
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 // decodeJoin reads a join body: empty, or {"challenge","nonce"} (each a
@@ -392,6 +422,11 @@ func queueView(e *ticketrush.Event, st *ticketrush.QueueStats, en *ticketrush.Qu
 	}
 	switch en.State {
 	case ticketrush.QueueAdmitted:
+		if soldOut && en.ReservationID == 0 {
+			// An unused pass can only meet not_enough_tickets now.
+			v.State = ticketrush.QueueSoldOut
+			return v, 30
+		}
 		pos()
 		zero := int64(0)
 		v.Ahead, v.EstimatedWaitSeconds = &zero, &zero
@@ -450,6 +485,18 @@ func queueView(e *ticketrush.Event, st *ticketrush.QueueStats, en *ticketrush.Qu
 	return v, retry + rand.Int64N(retry/4+1)
 }
 
+// entry reads the visitor's entry, nil when it never joined.
+func (wr *waitingRoom) entry(ctx context.Context, eventID int64, visitor string) (*ticketrush.QueueEntry, error) {
+	if wr.queues == nil {
+		return nil, errNoQueues
+	}
+	en, err := wr.queues.QueueEntry(ctx, eventID, visitor)
+	if ticketrush.ErrorCode(err) == ticketrush.ENotInQueue {
+		return nil, nil
+	}
+	return en, err
+}
+
 // room returns the event, refusing with EWaitingRoomNotFound when it has
 // no waiting room, from the node's cache.
 func (wr *waitingRoom) room(ctx context.Context, id int64) (*ticketrush.Event, error) {
@@ -506,10 +553,14 @@ func (s *Server) admission(ctx context.Context, r *http.Request, eventID int64, 
 		}
 		err = ticketrush.Errorf(ticketrush.EAdmissionExpired, "This Admission-Pass has expired: join the queue again.")
 	}
-	// Refuse only for an event that has a waiting room; the store answers
-	// for an unknown event.
-	if snap := s.wr.rooms.get(ctx, eventID); snap.event != nil && snap.event.WaitingRoom == nil {
+	// Refuse only for an event that has a waiting room; an unknown event
+	// is answered as such, as it is without a pass.
+	snap := s.wr.rooms.get(ctx, eventID)
+	if snap.event != nil && snap.event.WaitingRoom == nil {
 		return 0, nil
+	}
+	if snap.event == nil && ticketrush.ErrorCode(snap.err) == ticketrush.EEventNotFound {
+		return 0, snap.err
 	}
 	return 0, err
 }
@@ -592,6 +643,13 @@ func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	snap := c.load(lctx, id)
 	cancel()
+	if snap.event == nil && ticketrush.ErrorCode(snap.err) == ticketrush.EEventNotFound {
+		// Not remembered: the event may be created the next moment (on
+		// any node), and its first visitors must not be told it does not
+		// exist. The rate limit bounds what polling made-up ids costs.
+		cell.cur.Store(nil)
+		return snap
+	}
 	cell.cur.Store(&timedSnap{snap: snap, at: time.Now()})
 	return snap
 }

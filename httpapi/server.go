@@ -9,8 +9,12 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +58,20 @@ type Config struct {
 	// assets and the live availability stream) beside the API.
 	Web       http.Handler
 	WebRoutes []string
+	// AllowedOrigins are the origins (canonical, as ParseOrigins returns
+	// them) whose pages may call the API and the admin routes from a
+	// browser. Every other cross-site browser request that changes state
+	// or reaches admin is refused with 403 cross_site_request.
+	AllowedOrigins []string
+	// Limiter, when set, is asked before every route except /healthz,
+	// /readyz and /metrics; a request it refuses is answered 429
+	// rate_limited with Retry-After.
+	Limiter Limiter
+	// ClientIP names the client of a request in the request log; nil
+	// means the connection's peer address.
+	ClientIP func(*http.Request) string
+	// RequestLog configures the one line logged per request.
+	RequestLog RequestLogConfig
 	// WaitingRoom configures the queue endpoints and admission passes.
 	WaitingRoom WaitingRoomConfig
 	// EventsMaxAge bounds how old the public GET /api/events and
@@ -62,6 +80,17 @@ type Config struct {
 	// value reads the store on every request.
 	EventsMaxAge time.Duration
 }
+
+// Limiter decides whether a request may go on.
+type Limiter interface {
+	// Allow returns 0 when r may go on, else how long until it could.
+	Allow(r *http.Request) time.Duration
+}
+
+// unlimited are the routes a Limiter never sees: probes and scrapes come
+// from a few fixed addresses at a steady pace, and limiting them would only
+// fail health checks.
+var unlimited = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
@@ -84,7 +113,11 @@ type Server struct {
 	adminSet  bool
 	// outageLog keeps a database outage from writing a log line per
 	// request.
-	outageLog *rate.Limiter
+	outageLog      *rate.Limiter
+	allowedOrigins []string
+	limiter        Limiter
+	clientIP       func(*http.Request) string
+	reqLog         *requestLog
 	// wr is the waiting room's HTTP side (queue.go).
 	wr *waitingRoom
 	// events serves the public event reads (eventview.go).
@@ -103,6 +136,10 @@ func New(cfg Config) *Server {
 		timeout:   cfg.Timeout,
 		mux:       http.NewServeMux(),
 		outageLog: rate.NewLimiter(rate.Every(time.Second), 1),
+
+		allowedOrigins: cfg.AllowedOrigins,
+		limiter:        cfg.Limiter,
+		clientIP:       cfg.ClientIP,
 	}
 	if s.reserver == nil {
 		s.reserver = cfg.Store
@@ -132,7 +169,11 @@ func New(cfg Config) *Server {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 		s.adminSet = true
 	}
+	if s.clientIP == nil {
+		s.clientIP = peerIP
+	}
 	s.metrics = newMetrics(s.registry)
+	s.reqLog = newRequestLog(cfg.RequestLog, s.log, s.registry)
 	maxAge := cfg.EventsMaxAge
 	if maxAge == 0 {
 		maxAge = DefaultEventsMaxAge
@@ -185,25 +226,67 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK // nothing written: net/http sends 200
 		}
-		rm.observe(status, time.Since(start))
+		elapsed := time.Since(start)
+		rm.observe(status, elapsed)
+		s.reqLog.write(r, rw, status, elapsed, s.clientIP)
 		if abort {
 			panic(http.ErrAbortHandler)
 		}
 	}()
+	if s.preflight(passthrough{rw}, r) {
+		return
+	}
 	s.mux.ServeHTTP(rw, r)
 }
 
 // handle registers a route. The wrapper tells the response writer which
 // route matched, which is how ServeHTTP tells a handler's answer from the
 // mux's own 404 and 405.
+//
+// Every route is guarded the same way, in this order: cross-site browser
+// requests first (refusing them costs nothing and must not spend the
+// visitor's rate budget), then the rate limit.
 func (s *Server) handle(pattern string, h http.HandlerFunc) {
 	rm := s.metrics.forPattern(pattern)
+	limited := s.limiter != nil && !unlimited[pattern]
+	// The organiser's own dashboard polls every event's stats: requests
+	// with the valid admin token are not the traffic the limit is for.
+	adminRoute := strings.Contains(pattern, " /api/admin/")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if rw, ok := w.(*responseWriter); ok {
 			rw.route = rm
 		}
+		if len(s.allowedOrigins) > 0 {
+			s.corsHeaders(w, r)
+		}
+		if err := s.crossSite(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := requireJSONBody(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if limited && !(adminRoute && s.authorized(r)) {
+			if wait := s.limiter.Allow(r); wait > 0 {
+				w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(wait.Seconds()))), 10))
+				s.writeError(w, r, errRateLimited)
+				return
+			}
+		}
 		h(w, r)
 	})
+}
+
+var errRateLimited = ticketrush.Errorf(ticketrush.ERateLimited, "Too many requests, please retry later.")
+
+// peerIP is the client of r when no proxy is trusted: the connection's
+// peer.
+func peerIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // ctx returns the context for a request's database work: the request's,
@@ -229,7 +312,9 @@ type responseWriter struct {
 	route       *routeMetrics // nil until a route's handler runs
 	status      int
 	wroteHeader bool
-	discard     bool // the mux's own body, replaced by ours
+	discard     bool   // the mux's own body, replaced by ours
+	code        string // the error code answered, for the request log
+	bytes       int64  // body bytes written, for the request log
 }
 
 func (rw *responseWriter) WriteHeader(status int) {
@@ -252,7 +337,9 @@ func (rw *responseWriter) Write(b []byte) (int, error) {
 	if rw.discard {
 		return len(b), nil
 	}
-	return rw.ResponseWriter.Write(b)
+	n, err := rw.ResponseWriter.Write(b)
+	rw.bytes += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the connection.
@@ -293,7 +380,11 @@ func (p passthrough) WriteHeader(status int) {
 	p.rw.ResponseWriter.WriteHeader(status)
 }
 
-func (p passthrough) Write(b []byte) (int, error) { return p.rw.ResponseWriter.Write(b) }
+func (p passthrough) Write(b []byte) (int, error) {
+	n, err := p.rw.ResponseWriter.Write(b)
+	p.rw.bytes += int64(n)
+	return n, err
+}
 
 // safeMethod keeps a hostile method token out of a message verbatim.
 func safeMethod(m string) string {

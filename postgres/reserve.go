@@ -63,15 +63,6 @@ GROUP BY user_uid`
 
 	addStock = `UPDATE events SET ticket_quantity = ticket_quantity + $2, updated_at = $3 WHERE id = $1`
 
-	// roomEntries reads the latest queue entry of each visitor, and
-	// nothing when the event has no waiting room.
-	roomEntries = `
-SELECT DISTINCT ON (q.visitor) ` + entryColumns + `
-FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
-WHERE q.event_id = $1 AND q.visitor = ANY($2::text[])
-	AND EXISTS (SELECT 1 FROM events WHERE id = $1 AND waiting_room IS NOT NULL)
-ORDER BY q.visitor, q.attempt DESC`
-
 	// usePass records the hold made with an admission pass.
 	usePass = `UPDATE queue_entries SET reservation_id = $4
 WHERE event_id = $1 AND visitor = $2 AND attempt = $3`
@@ -255,47 +246,135 @@ func (s *Store) reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 	return res, nil
 }
 
-// Statements of group commit.
+// Statements of group commit. Each reads or writes every event of the
+// transaction at once, so a transaction costs the same number of
+// statements for fifty events as for one.
 const (
-	findIdempotentMany = `SELECT ` + reservationColumns + `
-FROM reservations
-WHERE (user_uid, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+	// lockBatchEvents locks the transaction's events in id order: two
+	// transactions over overlapping events wait for each other at most one
+	// way, never in a cycle.
+	lockBatchEvents = `SELECT ` + eventColumns + ` FROM events WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`
 
-	// insertReservations inserts the batch's reservations in one statement.
-	// Ids are drawn in a CTE that is read twice, so PostgreSQL evaluates
-	// it once, and returned with each request's position: the mapping from
-	// id to request never depends on the order RETURNING happens to use.
+	// findIdempotentMany, visitorTotalsMany and roomEntriesMany look each
+	// key up on its own (LATERAL), with every column of the index they use
+	// bound to the key's values: whatever the plan pgx's cached statement
+	// settles on (a generic plan made while the table was empty included),
+	// each lookup is one index descent, so the cost does not grow with the
+	// table. Written as a join against an array, the generic plan could
+	// bind only the event and filter the visitors, scanning all of an
+	// event's reservations per batch.
+	findIdempotentMany = `SELECT ` + reservationColumns + `
+FROM unnest($1::text[], $2::text[]) AS k(k_user, k_key)
+CROSS JOIN LATERAL (
+	SELECT * FROM reservations
+	WHERE user_uid = k.k_user AND idempotency_key = k.k_key
+	LIMIT 1 -- the key is unique; the limit keeps the lookup a lookup
+) AS reservations`
+
+	// releaseEventsExpired is releaseEventExpired for every event whose
+	// stock is short of its demand ($2, by event in $1): for each, the
+	// oldest expired holds, at most $4 of them, and only as many as bring
+	// the stock up to the demand. It answers one row per short event: the
+	// tickets released and whether the chunk was full.
+	releaseEventsExpired = `
+WITH want AS (
+	SELECT e.id AS event_id, d.demand - e.ticket_quantity AS short
+	FROM unnest($1::bigint[], $2::bigint[]) AS d(event_id, demand)
+	JOIN events e ON e.id = d.event_id
+	WHERE e.ticket_quantity < d.demand
+), due AS (
+	SELECT h.id, h.event_id, h.amount, h.expires_at, want.short
+	FROM want CROSS JOIN LATERAL (
+		SELECT id, event_id, amount, expires_at FROM reservations
+		WHERE event_id = want.event_id AND status = 'reserved' AND expires_at <= $3
+		ORDER BY expires_at, id
+		LIMIT $4
+		FOR UPDATE SKIP LOCKED
+	) AS h
+), picked AS (
+	SELECT id FROM (
+		SELECT id, short,
+			sum(amount) OVER (PARTITION BY event_id ORDER BY expires_at, id) - amount AS before
+		FROM due
+	) AS d
+	WHERE before < short
+), released AS (
+	UPDATE reservations r SET status = 'expired', updated_at = $3
+	FROM picked WHERE r.id = picked.id
+	RETURNING r.event_id, r.amount
+)
+SELECT want.event_id,
+	coalesce((SELECT sum(amount) FROM released WHERE released.event_id = want.event_id), 0)::bigint,
+	(SELECT count(*) FROM due WHERE due.event_id = want.event_id) = $4
+FROM want`
+
+	// visitorTotalsMany is visitorTotals for (event, visitor) pairs, read
+	// only for events with a per-visitor cap: what each visitor holds
+	// (unexpired) or bought for the event, as one index descent per pair.
+	visitorTotalsMany = `
+SELECT v.event_id, v.user_uid, t.n
+FROM unnest($1::bigint[], $2::text[]) AS v(event_id, user_uid)
+JOIN events e ON e.id = v.event_id AND e.max_per_visitor > 0
+CROSS JOIN LATERAL (
+	SELECT sum(r.amount)::bigint AS n FROM reservations r
+	WHERE r.event_id = v.event_id AND r.user_uid = v.user_uid
+		AND (r.status = 'purchased' OR (r.status = 'reserved' AND r.expires_at > $3))
+) AS t
+WHERE t.n IS NOT NULL`
+
+	// roomEntriesMany reads the latest queue entry of each (event,
+	// visitor) pair, only for events with a waiting room.
+	roomEntriesMany = `
+SELECT v.event_id, ` + entryColumns + `
+FROM unnest($1::bigint[], $2::text[]) AS v(event_id, visitor)
+JOIN events e ON e.id = v.event_id AND e.waiting_room IS NOT NULL
+CROSS JOIN LATERAL (
+	SELECT * FROM queue_entries q
+	WHERE q.event_id = v.event_id AND q.visitor = v.visitor
+	ORDER BY q.attempt DESC LIMIT 1
+) AS q
+LEFT JOIN reservations r ON r.id = q.reservation_id`
+
+	// addStocks moves the stock of several events at once.
+	addStocks = `
+UPDATE events e SET ticket_quantity = e.ticket_quantity + d.delta, updated_at = $3
+FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta)
+WHERE e.id = d.id`
+
+	// insertReservations inserts the transaction's reservations in one
+	// statement. Ids are drawn in a CTE that is read twice, so PostgreSQL
+	// evaluates it once, and returned with each request's position: the
+	// mapping from id to request never depends on the order RETURNING
+	// happens to use.
 	//
-	// Rows go in in the order given, which reserveBatch sorts by visitor
+	// Rows go in in the order given, which reserveBatches sorts by visitor
 	// and key: every transaction takes the unique index's entries in one
-	// global order, so two batches of different events sharing a visitor's
-	// keys crosswise wait for each other at most one way, never in a cycle.
-	// A request that used an admission pass ($7, the entry's attempt) has
-	// the hold recorded on its queue entry in the same statement.
+	// global order, so two transactions sharing a visitor's keys crosswise
+	// wait for each other at most one way, never in a cycle. A request that
+	// used an admission pass (admission, the entry's attempt) has the hold
+	// recorded on its queue entry in the same statement.
 	insertReservations = `
 WITH new AS (
-	SELECT nextval('reservations_id_seq') AS id, t.ord, t.user_uid, t.amount, t.idempotency_key,
-		t.admission
-	FROM unnest($1::text[], $2::bigint[], $3::text[], $7::bigint[])
-		WITH ORDINALITY AS t(user_uid, amount, idempotency_key, admission, ord)
+	SELECT nextval('reservations_id_seq') AS id, t.ord, t.event_id, t.user_uid, t.amount,
+		t.idempotency_key, t.admission, t.expires_at
+	FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[])
+		WITH ORDINALITY AS t(event_id, user_uid, amount, idempotency_key, admission, expires_at, ord)
 ), inserted AS (
 	INSERT INTO reservations (id, event_id, user_uid, status, amount, expires_at,
 		idempotency_key, created_at, updated_at)
-	SELECT id, $4, user_uid, 'reserved', amount, $5, nullif(idempotency_key, ''), $6, $6
+	SELECT id, event_id, user_uid, 'reserved', amount, expires_at, nullif(idempotency_key, ''), $7, $7
 	FROM new ORDER BY ord
 ), passes AS (
 	UPDATE queue_entries q SET reservation_id = new.id
 	FROM new
-	WHERE new.admission > 0 AND q.event_id = $4 AND q.visitor = new.user_uid
+	WHERE new.admission > 0 AND q.event_id = new.event_id AND q.visitor = new.user_uid
 		AND q.attempt = new.admission
 )
 SELECT id, ord FROM new`
 )
 
-// ReserveBatch is group commit: one transaction for all of reqs, in two
-// round trips. The first begins, locks the event row, and reads everything
-// the decisions need; Go decides each request in order; the second writes
-// the stock once, inserts every reservation at once and commits.
+// ReserveBatch is group commit for one event: ReserveBatches with one
+// batch.
 func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -305,9 +384,26 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 			return nil, fmt.Errorf("postgres: reserve batch: request for event %d in a batch for event %d", r.EventID, eventID)
 		}
 	}
-	var results []ticketrush.ReserveResult
+	out, err := s.ReserveBatches(ctx, []ticketrush.EventBatch{{EventID: eventID, Reqs: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ReserveBatches is group commit: one transaction for every event's
+// requests, in two round trips whatever the number of events. The first
+// begins, locks the event rows in id order, and reads everything the
+// decisions need; Go decides each event's requests in order; the second
+// writes every stock at once, inserts every reservation at once and
+// commits.
+func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	var results [][]ticketrush.ReserveResult
 	err := retry(ctx, func() (err error) {
-		results, err = s.reserveBatch(ctx, eventID, reqs)
+		results, err = s.reserveBatches(ctx, batches)
 		return err
 	})
 	if err != nil {
@@ -319,38 +415,77 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 // idemKey is a visitor's Idempotency-Key: keys are scoped per visitor.
 type idemKey struct{ visitor, key string }
 
-func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+// evVisitor is a visitor of one event.
+type evVisitor struct {
+	event   int64
+	visitor string
+}
+
+// eventWork is one event's part of a transaction.
+type eventWork struct {
+	id       int64
+	reqs     []ticketrush.ReserveRequest
+	results  []ticketrush.ReserveResult
+	demand   int64
+	event    *ticketrush.Event // nil when the event does not exist
+	released int64
+	more     bool // the release stopped at its chunk
+}
+
+// inserted is one reservation to insert: request i of work w.
+type inserted struct{ w, i int }
+
+func (s *Store) reserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	now := s.now()
-	results := make([]ticketrush.ReserveResult, len(reqs))
+	out := make([][]ticketrush.ReserveResult, len(batches))
+	works := make([]eventWork, 0, len(batches))
 
 	// Gather what the first round trip asks for. Invalid requests are
 	// answered here and take no part in the rest.
 	var (
-		demand      int64
-		valid       int
-		visitors    []string
-		seen        = map[string]bool{}
-		keyVisitors []string
-		keys        []string
+		ids, demands []int64
+		pairEvents   []int64
+		pairVisitors []string
+		seen         = map[evVisitor]bool{}
+		keyVisitors  []string
+		keys         []string
 	)
-	for i, r := range reqs {
-		if err := checkRequest(r); err != nil {
-			results[i].Err = err
-			continue
+	for n, b := range batches {
+		out[n] = make([]ticketrush.ReserveResult, len(b.Reqs))
+		w := eventWork{id: b.EventID, reqs: b.Reqs, results: out[n]}
+		valid := 0
+		for i, r := range b.Reqs {
+			if r.EventID != b.EventID {
+				w.results[i].Err = fmt.Errorf("postgres: reserve batch: request for event %d in a batch for event %d", r.EventID, b.EventID)
+				continue
+			}
+			if err := checkRequest(r); err != nil {
+				w.results[i].Err = err
+				continue
+			}
+			valid++
+			w.demand += r.Amount
+			if k := (evVisitor{b.EventID, r.VisitorToken}); !seen[k] {
+				seen[k] = true
+				pairEvents = append(pairEvents, b.EventID)
+				pairVisitors = append(pairVisitors, r.VisitorToken)
+			}
+			if r.IdempotencyKey != "" {
+				keyVisitors = append(keyVisitors, r.VisitorToken)
+				keys = append(keys, r.IdempotencyKey)
+			}
 		}
-		valid++
-		demand += r.Amount
-		if !seen[r.VisitorToken] {
-			seen[r.VisitorToken] = true
-			visitors = append(visitors, r.VisitorToken)
-		}
-		if r.IdempotencyKey != "" {
-			keyVisitors = append(keyVisitors, r.VisitorToken)
-			keys = append(keys, r.IdempotencyKey)
+		if valid > 0 {
+			works = append(works, w)
 		}
 	}
-	if valid == 0 {
-		return results, nil
+	if len(works) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(works, func(a, b eventWork) int { return cmp.Compare(a.id, b.id) })
+	for _, w := range works {
+		ids = append(ids, w.id)
+		demands = append(demands, w.demand)
 	}
 
 	conn, err := s.pool.Acquire(ctx)
@@ -362,161 +497,200 @@ func (s *Store) reserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(lockEvent, eventID)
+	b.Queue(lockBatchEvents, ids)
 	if len(keys) > 0 {
 		b.Queue(findIdempotentMany, keyVisitors, keys)
 	}
-	b.Queue(releaseEventExpired, eventID, now, demand, releaseChunk)
-	b.Queue(visitorTotals, eventID, visitors, now)
-	b.Queue(roomEntries, eventID, visitors)
+	b.Queue(releaseEventsExpired, ids, demands, now, releaseChunk)
+	b.Queue(visitorTotalsMany, pairEvents, pairVisitors, now)
+	b.Queue(roomEntriesMany, pairEvents, pairVisitors)
 	st, err := readBatchState(conn.SendBatch(ctx, b), len(keys) > 0, now)
 	if err != nil {
 		return nil, err
 	}
-	e := st.event
-	if e != nil && st.more && e.TicketQuantity+st.released < demand {
-		more, err := releaseMore(ctx, conn, eventID, now, demand-st.released)
-		if err != nil {
-			return nil, err
-		}
-		st.released += more
-	}
-	if e == nil {
-		for i := range results {
-			if results[i].Err == nil {
-				results[i].Err = errEventNotFound()
+	for k := range works {
+		w := &works[k]
+		w.event = st.events[w.id]
+		w.released, w.more = st.released[w.id].n, st.released[w.id].full
+		if w.event != nil && w.more && w.event.TicketQuantity+w.released < w.demand {
+			more, err := releaseMore(ctx, conn, w.id, now, w.demand-w.released)
+			if err != nil {
+				return nil, err
 			}
+			w.released += more
 		}
-		return results, nil
 	}
 
-	// Decide in order, as if each request were a Reserve of its own.
+	// Decide each event's requests in order, as if each were a Reserve of
+	// its own. Idempotency keys belong to the visitor across events, so
+	// a key taken earlier in the transaction counts for every event.
 	var (
-		stock    = e.TicketQuantity + st.released
-		taken    int64
-		expires  = ticketrush.HoldUntil(now, e)
-		inserts  []int               // requests to insert, by position in reqs
-		firstFor = map[idemKey]int{} // key → request in this batch that took it
-		repeats  [][2]int            // {request, earlier request with its key}
+		inserts  []inserted
+		firstFor = map[idemKey]*ticketrush.Reservation{} // key → reservation made with it in this transaction
+		repeats  []inserted                              // requests answered with firstFor's reservation
+		stockIDs []int64
+		deltas   []int64
 	)
-	for i, r := range reqs {
-		if results[i].Err != nil {
+	for k := range works {
+		w := &works[k]
+		e := w.event
+		if e == nil {
+			for i := range w.results {
+				if w.results[i].Err == nil {
+					w.results[i].Err = errEventNotFound()
+				}
+			}
 			continue
 		}
-		k := idemKey{r.VisitorToken, r.IdempotencyKey}
-		if r.IdempotencyKey != "" {
-			if prev, ok := st.previous[k]; ok {
-				if r.SameBody(prev) {
-					results[i].Reservation = clone(prev)
-				} else {
-					results[i].Err = ticketrush.ErrIdempotencyKeyReused()
-				}
+		stock := e.TicketQuantity + w.released
+		var taken int64
+		expires := ticketrush.HoldUntil(now, e)
+		for i, r := range w.reqs {
+			if w.results[i].Err != nil {
 				continue
 			}
-			if j, ok := firstFor[k]; ok {
-				if r.SameBody(results[j].Reservation) {
-					repeats = append(repeats, [2]int{i, j})
-				} else {
-					results[i].Err = ticketrush.ErrIdempotencyKeyReused()
+			key := idemKey{r.VisitorToken, r.IdempotencyKey}
+			if r.IdempotencyKey != "" {
+				if prev, ok := st.previous[key]; ok {
+					if r.SameBody(prev) {
+						w.results[i].Reservation = clone(prev)
+					} else {
+						w.results[i].Err = ticketrush.ErrIdempotencyKeyReused()
+					}
+					continue
 				}
+				if prev, ok := firstFor[key]; ok {
+					if r.SameBody(prev) {
+						repeats = append(repeats, inserted{k, i})
+					} else {
+						w.results[i].Err = ticketrush.ErrIdempotencyKeyReused()
+					}
+					continue
+				}
+			}
+			ev := evVisitor{e.ID, r.VisitorToken}
+			var pass *ticketrush.QueueEntry
+			if en := st.entries[ev]; en != nil {
+				pass = &en.e
+			}
+			if err := admissionOf(e, now, r, pass); err != nil {
+				w.results[i].Err = err
 				continue
 			}
+			if err := ticketrush.Decide(e, now, r, stock, st.held[ev]); err != nil {
+				w.results[i].Err = err
+				continue
+			}
+			if e.WaitingRoom != nil {
+				// The pass is used: a second request with it in this batch
+				// is refused as CheckAdmission refuses a used one.
+				pass.ReservationID = -1
+			}
+			stock -= r.Amount
+			taken += r.Amount
+			st.held[ev] += r.Amount
+			res := &ticketrush.Reservation{
+				EventID:        e.ID,
+				UserUID:        r.VisitorToken,
+				Status:         ticketrush.StatusReserved,
+				Amount:         r.Amount,
+				ExpiresAt:      expires,
+				CreatedAt:      now,
+				UpdatedAt:      now,
+				IdempotencyKey: r.IdempotencyKey,
+			}
+			w.results[i].Reservation = res
+			inserts = append(inserts, inserted{k, i})
+			if r.IdempotencyKey != "" {
+				firstFor[key] = res
+			}
 		}
-		var pass *ticketrush.QueueEntry
-		if en := st.entries[r.VisitorToken]; en != nil {
-			pass = &en.e
-		}
-		if err := admissionOf(e, now, r, pass); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if err := ticketrush.Decide(e, now, r, stock, st.held[r.VisitorToken]); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if e.WaitingRoom != nil {
-			// The pass is used: a second request with it in this batch
-			// is refused as CheckAdmission refuses a used one.
-			pass.ReservationID = -1
-		}
-		stock -= r.Amount
-		taken += r.Amount
-		st.held[r.VisitorToken] += r.Amount
-		results[i].Reservation = &ticketrush.Reservation{
-			EventID:        e.ID,
-			UserUID:        r.VisitorToken,
-			Status:         ticketrush.StatusReserved,
-			Amount:         r.Amount,
-			ExpiresAt:      expires,
-			CreatedAt:      now,
-			UpdatedAt:      now,
-			IdempotencyKey: r.IdempotencyKey,
-		}
-		inserts = append(inserts, i)
-		if r.IdempotencyKey != "" {
-			firstFor[k] = i
+		if w.released > 0 || taken > 0 {
+			stockIDs = append(stockIDs, e.ID)
+			deltas = append(deltas, w.released-taken)
 		}
 	}
 
 	b = &pgx.Batch{}
-	if st.released > 0 || taken > 0 {
-		b.Queue(addStock, e.ID, st.released-taken, now)
+	if len(stockIDs) > 0 {
+		b.Queue(addStocks, stockIDs, deltas, now)
 	}
 	if len(inserts) > 0 {
-		slices.SortStableFunc(inserts, func(i, j int) int {
-			return cmp.Or(strings.Compare(reqs[i].VisitorToken, reqs[j].VisitorToken),
-				strings.Compare(reqs[i].IdempotencyKey, reqs[j].IdempotencyKey))
+		req := func(in inserted) ticketrush.ReserveRequest { return works[in.w].reqs[in.i] }
+		slices.SortStableFunc(inserts, func(x, y inserted) int {
+			rx, ry := req(x), req(y)
+			return cmp.Or(strings.Compare(rx.VisitorToken, ry.VisitorToken),
+				strings.Compare(rx.IdempotencyKey, ry.IdempotencyKey))
 		})
-		users := make([]string, len(inserts))
-		amounts := make([]int64, len(inserts))
-		ikeys := make([]string, len(inserts))
-		admissions := make([]int64, len(inserts))
-		for n, i := range inserts {
-			users[n], amounts[n], ikeys[n] = reqs[i].VisitorToken, reqs[i].Amount, reqs[i].IdempotencyKey
-			if e.WaitingRoom != nil {
-				admissions[n] = reqs[i].Admission
+		n := len(inserts)
+		events := make([]int64, n)
+		users := make([]string, n)
+		amounts := make([]int64, n)
+		ikeys := make([]string, n)
+		admissions := make([]int64, n)
+		expires := make([]time.Time, n)
+		for j, in := range inserts {
+			r := req(in)
+			res := works[in.w].results[in.i].Reservation
+			events[j], users[j], amounts[j], ikeys[j], expires[j] = res.EventID, r.VisitorToken, r.Amount, r.IdempotencyKey, res.ExpiresAt
+			if works[in.w].event.WaitingRoom != nil {
+				admissions[j] = r.Admission
 			}
 		}
-		b.Queue(insertReservations, users, amounts, ikeys, e.ID, expires, now, admissions)
+		b.Queue(insertReservations, events, users, amounts, ikeys, admissions, expires, now)
 	}
 	b.Queue("COMMIT")
 	if conn.Conn().IsClosed() {
 		return nil, pgconn.ErrConnClosed
 	}
-	if err := writeBatch(ctx, conn, b, st.released > 0 || taken > 0, results, inserts); err != nil {
+	if err := writeBatch(ctx, conn, b, len(stockIDs) > 0, works, inserts); err != nil {
 		return nil, afterCommitSent(err)
 	}
 	for _, rep := range repeats {
-		results[rep[0]].Reservation = clone(results[rep[1]].Reservation)
+		w := &works[rep.w]
+		r := w.reqs[rep.i]
+		w.results[rep.i].Reservation = clone(firstFor[idemKey{r.VisitorToken, r.IdempotencyKey}])
 	}
-	return results, nil
+	return out, nil
 }
 
-// batchState is what the first round trip of a batch reads.
+// batchState is what the first round trip of a transaction reads.
 type batchState struct {
-	event    *ticketrush.Event // nil when the event does not exist
+	events   map[int64]*ticketrush.Event
 	previous map[idemKey]*ticketrush.Reservation
-	released int64
-	more     bool // the release stopped at its chunk
-	held     map[string]int64
-	entries  map[string]*entry // latest queue entries, when the event has a room
+	released map[int64]releasedHolds
+	held     map[evVisitor]int64
+	entries  map[evVisitor]*entry // latest queue entries, for events with a room
+}
+
+// releasedHolds is what releaseEventsExpired did for one event.
+type releasedHolds struct {
+	n    int64
+	full bool // the chunk was full: more may be left
 }
 
 func readBatchState(br pgx.BatchResults, withKeys bool, now time.Time) (*batchState, error) {
 	st, err := func() (*batchState, error) {
-		st := &batchState{}
+		st := &batchState{
+			events:   map[int64]*ticketrush.Event{},
+			previous: map[idemKey]*ticketrush.Reservation{},
+			released: map[int64]releasedHolds{},
+			held:     map[evVisitor]int64{},
+			entries:  map[evVisitor]*entry{},
+		}
 		if _, err := br.Exec(); err != nil {
 			return nil, err
 		}
-		e, err := scanEvent(br.QueryRow())
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
+		rows, _ := br.Query()
+		evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*ticketrush.Event, error) {
+			return scanEvent(row)
+		})
+		if err != nil {
 			return nil, err
-		default:
-			st.event = e
 		}
-		st.previous = map[idemKey]*ticketrush.Reservation{}
+		for _, e := range evs {
+			st.events[e.ID] = e
+		}
 		if withKeys {
 			rows, _ := br.Query()
 			prev, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*ticketrush.Reservation, error) {
@@ -529,27 +703,34 @@ func readBatchState(br pgx.BatchResults, withKeys bool, now time.Time) (*batchSt
 				st.previous[idemKey{p.UserUID, p.IdempotencyKey}] = p
 			}
 		}
-		if err := br.QueryRow().Scan(&st.released, &st.more); err != nil {
+		var (
+			id   int64
+			rh   releasedHolds
+			user string
+			n    int64
+		)
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&id, &rh.n, &rh.full}, func() error {
+			st.released[id] = rh
+			return nil
+		}); err != nil {
 			return nil, err
 		}
-		rows, _ := br.Query()
-		st.held, err = collectTotals(rows)
-		if err != nil {
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&id, &user, &n}, func() error {
+			st.held[evVisitor{id, user}] = n
+			return nil
+		}); err != nil {
 			return nil, err
 		}
-		st.entries = map[string]*entry{}
 		rows, _ = br.Query()
 		for rows.Next() {
-			var eventID int64
-			if st.event != nil {
-				eventID = st.event.ID
-			}
-			en, err := scanEntry(eventID, now, rows)
+			en, err := scanEventEntry(now, rows)
 			if err != nil {
 				rows.Close()
 				return nil, err
 			}
-			st.entries[en.e.Visitor] = en
+			st.entries[evVisitor{en.e.EventID, en.e.Visitor}] = en
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
@@ -562,10 +743,33 @@ func readBatchState(br pgx.BatchResults, withKeys bool, now time.Time) (*batchSt
 	return st, err
 }
 
-// writeBatch sends the second round trip of a batch and fills in the ids
-// of the inserted reservations.
+// scanEventEntry scans a row of roomEntriesMany: the event id, then an
+// entry.
+func scanEventEntry(now time.Time, rows pgx.Rows) (*entry, error) {
+	var eventID int64
+	en, err := scanEntry(0, now, prefixed{rows, &eventID})
+	if err != nil {
+		return nil, err
+	}
+	en.e.EventID = eventID
+	return en, nil
+}
+
+// prefixed scans a row whose first column is read into first and the
+// rest as the wrapped scanner's caller asks.
+type prefixed struct {
+	row   pgx.Row
+	first any
+}
+
+func (p prefixed) Scan(dest ...any) error {
+	return p.row.Scan(append([]any{p.first}, dest...)...)
+}
+
+// writeBatch sends the second round trip of a transaction and fills in the
+// ids of the inserted reservations.
 func writeBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, withStock bool,
-	results []ticketrush.ReserveResult, inserts []int) error {
+	works []eventWork, inserts []inserted) error {
 	br := conn.SendBatch(ctx, b)
 	err := func() error {
 		if withStock {
@@ -581,7 +785,8 @@ func writeBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, withStock
 				if ord < 1 || ord > int64(len(inserts)) {
 					return fmt.Errorf("insert returned position %d of %d", ord, len(inserts))
 				}
-				results[inserts[ord-1]].Reservation.ID = id
+				in := inserts[ord-1]
+				works[in.w].results[in.i].Reservation.ID = id
 				n++
 				return nil
 			})

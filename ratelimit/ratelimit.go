@@ -16,12 +16,23 @@
 // Memory is bounded: a bucket idle long enough to have refilled is
 // indistinguishable from a new one and is dropped, and at most
 // Config.MaxKeys buckets of each kind are kept, the least recently used
-// going first. The limiter logs nothing, so visitor tokens never reach a
-// log.
+// going first. The limiter never logs a key, so visitor tokens never reach
+// a log.
+//
+// With Config.Shared the buckets live in a store every node of a cluster
+// shares (Redis or PostgreSQL, see NewRedis and NewPostgres), so the limit
+// is one for the whole service rather than one per node: a client gains
+// nothing by spreading its requests over nodes. Shared stores use GCRA
+// (the generic cell rate algorithm), which keeps one timestamp per key and
+// allows the same rate and burst as the in-process token buckets. When the
+// shared store cannot answer in time a request is let through: the limit
+// protects the service, and must not become the thing that fails it.
 package ratelimit
 
 import (
 	"container/list"
+	"context"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -66,6 +77,30 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Shared, when set, keeps the buckets in a store shared by every
+	// node instead of in this process.
+	Shared Shared
+	// SharedTimeout bounds one check against Shared; 0 means
+	// DefaultSharedTimeout. Past it the request is let through.
+	SharedTimeout time.Duration
+	// Logger gets failures of Shared (at most one line every ten
+	// seconds); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultSharedTimeout bounds a check against a shared store: a limit that
+// adds more than this to a request would hurt the buyers it protects.
+const DefaultSharedTimeout = 250 * time.Millisecond
+
+// Shared is limit state kept outside the process and shared by every node.
+type Shared interface {
+	// Take counts one request against each of keys, allowing each key
+	// perSecond requests a second sustained and burst at once. It returns
+	// 0 when every key allowed the request, else how long until the
+	// slowest refusing key would allow one, and that key's index. A
+	// refused request may still have counted against the keys that
+	// allowed it.
+	Take(ctx context.Context, keys []string, perSecond float64, burst int) (wait time.Duration, refused int, err error)
 }
 
 // Limiter is a per-visitor and per-IP rate limit. It is safe for
@@ -80,6 +115,15 @@ type Limiter struct {
 	// visitors are keyed by the token's 16 bytes, not its text.
 	visitors *table[[16]byte]
 	refused  *prometheus.CounterVec
+
+	shared        Shared
+	sharedTimeout time.Duration
+	sharedErrors  prometheus.Counter
+	log           *slog.Logger
+	errLog        *rate.Limiter
+	// proxyHint warns once that requests come through a proxy nobody
+	// declared, which makes every client behind it one client.
+	proxyHint sync.Once
 }
 
 // New returns a Limiter for c.
@@ -90,6 +134,17 @@ func New(c Config) *Limiter {
 		trusted: c.TrustedProxies,
 		exempt:  c.Exempt,
 		now:     c.Now,
+
+		shared:        c.Shared,
+		sharedTimeout: c.SharedTimeout,
+		log:           c.Logger,
+		errLog:        rate.NewLimiter(rate.Every(10*time.Second), 1),
+	}
+	if l.sharedTimeout <= 0 {
+		l.sharedTimeout = DefaultSharedTimeout
+	}
+	if l.log == nil {
+		l.log = slog.Default()
 	}
 	if l.burst < 1 {
 		l.burst = max(1, int(math.Ceil(c.PerSecond)))
@@ -114,6 +169,13 @@ func New(c Config) *Limiter {
 			Help: `Requests refused with 429 by the rate limit, by the bucket that was empty: "ip" or "visitor".`,
 		}, []string{"by"})
 		c.Registerer.MustRegister(l.refused)
+		if l.shared != nil {
+			l.sharedErrors = prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "ticketrush_rate_limit_errors_total",
+				Help: "Requests let through because the shared rate-limit store did not answer in time.",
+			})
+			c.Registerer.MustRegister(l.sharedErrors)
+		}
 	}
 	return l
 }
@@ -128,19 +190,65 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.exempt != nil && l.exempt(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if wait, by := l.take(r); wait > 0 {
-			if l.refused != nil {
-				l.refused.WithLabelValues(by).Inc()
-			}
+		if wait := l.Allow(r); wait > 0 {
 			refuse(w, wait)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Allow takes a token for r from each bucket it belongs to. It returns 0 if
+// r may go on, else how long until it could. Exempt requests, and every
+// request when limiting is off, go on.
+func (l *Limiter) Allow(r *http.Request) time.Duration {
+	if !l.Enabled() || (l.exempt != nil && l.exempt(r)) {
+		return 0
+	}
+	if len(l.trusted) == 0 && r.Header.Get("X-Forwarded-For") != "" {
+		l.proxyHint.Do(func() {
+			l.log.Warn("rate limit: requests carry X-Forwarded-For but no proxy is trusted, so every client behind a proxy shares its address's budget; name the proxies with --trusted-proxies (or TICKETRUSH_TRUSTED_PROXIES)")
+		})
+	}
+	var wait time.Duration
+	var by string
+	if l.shared != nil {
+		wait, by = l.takeShared(r)
+	} else {
+		wait, by = l.take(r)
+	}
+	if wait > 0 && l.refused != nil {
+		l.refused.WithLabelValues(by).Inc()
+	}
+	return wait
+}
+
+// takeShared is take against the shared store.
+func (l *Limiter) takeShared(r *http.Request) (time.Duration, string) {
+	keys := make([]string, 1, 2)
+	keys[0] = "ip:" + clientKey(l.clientIP(r)).String()
+	if key, ok := visitorKey(r); ok {
+		keys = append(keys, "v:"+uuid.UUID(key).String())
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), l.sharedTimeout)
+	defer cancel()
+	wait, i, err := l.shared.Take(ctx, keys, float64(l.limit), l.burst)
+	if err != nil {
+		if l.sharedErrors != nil {
+			l.sharedErrors.Inc()
+		}
+		if r.Context().Err() == nil && l.errLog.Allow() {
+			l.log.Warn("rate limit: the shared store did not answer; letting requests through", "err", err)
+		}
+		return 0, ""
+	}
+	if wait <= 0 {
+		return 0, ""
+	}
+	if i == 1 {
+		return wait, "visitor"
+	}
+	return wait, "ip"
 }
 
 // take takes a token for r from each bucket it belongs to. It returns 0 if
@@ -180,6 +288,16 @@ func refuse(w http.ResponseWriter, wait time.Duration) {
 	w.WriteHeader(http.StatusTooManyRequests)
 	w.Write([]byte(`{"error":{"code":"` + ticketrush.ERateLimited + `","message":"Too many requests, please retry later."}}` + "\n"))
 }
+
+// ClientIP returns the address r came from, believing X-Forwarded-For only
+// from the trusted proxies, as the limiter does.
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	return (&Limiter{trusted: trusted}).clientIP(r)
+}
+
+// ClientKey is the block an address is counted by: itself for IPv4, its /64
+// for IPv6, the block one subscriber usually holds.
+func ClientKey(a netip.Addr) netip.Prefix { return clientKey(a) }
 
 // clientIP returns the address r came from, by the rules in the package
 // comment. It is the zero Addr when the peer address cannot be parsed,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/ticketrush/ticketrush"
@@ -148,6 +149,42 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	}
 	s.unclaim(ctx, eventID, batch, cl, granted)
 	return results, nil
+}
+
+// ReserveBatches is group commit over several events. Each event is one
+// atomic script as in ReserveBatch: events live in different hash slots (on
+// a cluster, possibly on different primaries), so no one script could
+// decide them together, and a Redis script is already its own transaction.
+// The events' calls are sent at once, each on a connection of its own, so
+// that the batch takes about one round trip rather than one per event. An
+// event whose call fails has the error in each of its results; the other
+// events' results stand.
+func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	out := make([][]ticketrush.ReserveResult, len(batches))
+	one := func(i int) {
+		b := batches[i]
+		res, err := s.ReserveBatch(ctx, b.EventID, b.Reqs)
+		if err != nil {
+			res = make([]ticketrush.ReserveResult, len(b.Reqs))
+			for j := range res {
+				res[j].Err = err
+			}
+		}
+		out[i] = res
+	}
+	if len(batches) == 1 {
+		one(0)
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	for i := range batches {
+		wg.Go(func() { one(i) })
+	}
+	wg.Wait()
+	return out, nil
 }
 
 // normalize validates a request and puts its visitor token in the stored

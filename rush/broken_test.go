@@ -259,7 +259,7 @@ func TestRushDeadNode(t *testing.T) {
 	if rep.Outcomes.InDoubt != 0 || rep.Tickets.InDoubt != 0 {
 		t.Errorf("outcomes %+v: refused connections left reserves in doubt", rep.Outcomes)
 	}
-	if c := got["held + purchased == acknowledged − cancelled"]; c.Result != rush.Pass {
+	if c := got["held + purchased + expired == acknowledged − cancelled"]; c.Result != rush.Pass {
 		t.Errorf("%+v: the live node's counts are still exact", c)
 	}
 }

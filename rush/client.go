@@ -235,6 +235,7 @@ func (r *runner) createEvent(ctx context.Context) (*httpapi.Event, error) {
 	body := map[string]any{
 		"name":            "Rush rehearsal " + time.Now().UTC().Format(time.DateTime),
 		"ticket_quantity": r.cfg.Create,
+		"hidden":          !r.cfg.Listed,
 	}
 	if r.cfg.Hold > 0 {
 		body["hold_seconds"] = int64(r.cfg.Hold / time.Second)

@@ -41,12 +41,15 @@ type Report struct {
 	// Nodes are the stock each server reports at the end.
 	Nodes []NodeStock `json:"nodes"`
 
-	// Partial is set when the checks needing the server's counts were
-	// skipped for want of an admin token.
+	// Partial is set when a check was skipped: the rehearsal could not
+	// verify everything, so it does not say PASS.
 	Partial bool    `json:"verification_partial"`
 	Checks  []Check `json:"checks"`
 	// OK is set when no check failed.
 	OK bool `json:"ok"`
+	// Result is the verdict: Pass (every check held), Fail (a check
+	// failed) or Partial (none failed, but some could not be verified).
+	Result string `json:"result"`
 }
 
 // EndpointReport sums up the answers of one endpoint.
@@ -118,6 +121,9 @@ const (
 	Pass = "PASS"
 	Fail = "FAIL"
 	Skip = "SKIP"
+	// Partial is the verdict of a report with skipped checks and no
+	// failed one.
+	Partial = "PARTIAL"
 )
 
 // Check is one verified property.
@@ -125,6 +131,28 @@ type Check struct {
 	Name   string `json:"name"`
 	Result string `json:"result"` // Pass, Fail or Skip
 	Detail string `json:"detail"`
+}
+
+// Skipped returns the checks that could not be verified.
+func (r *Report) Skipped() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if c.Result == Skip {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// verdict returns Fail, Partial or Pass for the checks.
+func (r *Report) verdict() string {
+	switch {
+	case len(r.Failed()) > 0:
+		return Fail
+	case len(r.Skipped()) > 0:
+		return Partial
+	}
+	return Pass
 }
 
 // Failed returns the checks that failed.
@@ -195,12 +223,20 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, c := range r.Checks {
 		fmt.Fprintf(b, "%s  %s: %s\n", c.Result, c.Name, c.Detail)
 	}
-	if r.Partial {
-		b.WriteString("\nverification partial: without an admin token the server's counts cannot be read, so the checks on them were skipped\n")
-	}
-	if f := r.Failed(); len(f) > 0 {
-		fmt.Fprintf(b, "\nFAIL: %d check%s failed\n", len(f), plural(len(f)))
-	} else {
+	f, sk := r.Failed(), r.Skipped()
+	switch {
+	case len(f) > 0:
+		fmt.Fprintf(b, "\nFAIL: %d check%s failed", len(f), plural(len(f)))
+		if len(sk) > 0 {
+			fmt.Fprintf(b, " and %d could not be verified", len(sk))
+		}
+		b.WriteString("\n")
+	case len(sk) > 0:
+		fmt.Fprintf(b, "\nPARTIAL: no check failed, but %d of %d could not be verified, so this rehearsal does not show that nothing was oversold:\n", len(sk), len(r.Checks))
+		for _, c := range sk {
+			fmt.Fprintf(b, "  - %s: %s\n", c.Name, c.Detail)
+		}
+	default:
 		b.WriteString("\nPASS: no overselling; every check held\n")
 	}
 	_, err := io.WriteString(w, b.String())

@@ -44,6 +44,10 @@ type Config struct {
 	// (which needs AdminToken).
 	EventID int64
 	Create  int64
+	// Listed makes a created event appear in the public listing (and on
+	// the buyer page); by default a rehearsal's event is hidden, so that
+	// rehearsals never clutter the sale.
+	Listed bool
 	// Hold is the hold time of a created event; 0 means the server's
 	// default.
 	Hold time.Duration

@@ -35,11 +35,15 @@ func node(t *testing.T, path string, clock ticketrush.Clock) (string, *sqlite.St
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := batch.New(s, batch.Options{})
+	// These tests check what the rehearsal verifies, not latency: under the
+	// race detector on a busy machine a correct batch can take longer than
+	// the serving deadlines, whose 503s would change the counts compared.
+	b := batch.New(s, batch.Options{Timeout: 30 * time.Second})
 	t.Cleanup(b.Close)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{
 		Store:      s,
 		Reserver:   b,
+		Timeout:    30 * time.Second,
 		AdminToken: adminToken,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}))
@@ -174,16 +178,16 @@ func TestRushWithoutAdminTokenIsPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || !rep.Partial || rep.Stats != nil {
+	if !rep.OK || !rep.Partial || rep.Result != rush.Partial || rep.Stats != nil {
 		logReport(t, rep)
-		t.Fatalf("OK %v, partial %v; want a passing, partial verification", rep.OK, rep.Partial)
+		t.Fatalf("OK %v, partial %v, result %s; want no failure and a PARTIAL verdict", rep.OK, rep.Partial, rep.Result)
 	}
 	got := checkResults(rep)
 	for name, want := range map[string]string{
-		"acknowledged ≤ capacity":                      rush.Pass,
-		"capacity == available + held + purchased":     rush.Skip,
-		"held + purchased == acknowledged − cancelled": rush.Skip,
-		"every node reports the same stock":            rush.Pass,
+		"acknowledged ≤ capacity":                                rush.Pass,
+		"capacity == available + held + purchased":               rush.Skip,
+		"held + purchased + expired == acknowledged − cancelled": rush.Skip,
+		"every node reports the same stock":                      rush.Pass,
 	} {
 		if got[name].Result != want {
 			t.Errorf("%s: %s, want %s", name, got[name].Result, want)
@@ -191,8 +195,8 @@ func TestRushWithoutAdminTokenIsPartial(t *testing.T) {
 	}
 	var text bytes.Buffer
 	rep.WriteText(&text)
-	if !strings.Contains(text.String(), "verification partial") {
-		t.Errorf("report does not say verification is partial:\n%s", text.String())
+	if !strings.Contains(text.String(), "PARTIAL: no check failed, but 2 of") || strings.Contains(text.String(), "PASS: ") {
+		t.Errorf("report does not say PARTIAL, or says PASS:\n%s", text.String())
 	}
 	p := progress.String()
 	if !strings.Contains(p, "\r\x1b[K[########################] ") || !strings.HasSuffix(p, "\n") {
@@ -201,9 +205,9 @@ func TestRushWithoutAdminTokenIsPartial(t *testing.T) {
 }
 
 // TestRushHoldsExpire runs on a clock that moves on with every reading, so
-// holds expire during the run: the equality of held + purchased with what
-// visitors were told no longer holds and is skipped, every other check
-// still passes.
+// holds expire during the run: they are counted from the server's expired
+// count, so the equality is still checked, and passes, as does every
+// other check. Nothing is skipped, so the verdict is PASS.
 func TestRushHoldsExpire(t *testing.T) {
 	base := time.Date(2025, 11, 18, 7, 54, 23, 0, time.UTC)
 	var ticks atomic.Int64
@@ -221,8 +225,11 @@ func TestRushHoldsExpire(t *testing.T) {
 	if !rep.OK || rep.Stats == nil || rep.Stats.Expired == 0 {
 		t.Fatalf("OK %v, stats %+v; want a pass with expired holds", rep.OK, rep.Stats)
 	}
-	if c := got["held + purchased == acknowledged − cancelled"]; c.Result != rush.Skip || !strings.Contains(c.Detail, "expired") {
-		t.Errorf("equality check %+v, want skipped because holds expired", c)
+	if c := got["held + purchased + expired == acknowledged − cancelled"]; c.Result != rush.Pass || !strings.Contains(c.Detail, "expired") {
+		t.Errorf("equality check %+v, want it checked and passed with the expired holds counted", c)
+	}
+	if rep.Partial || rep.Result != rush.Pass {
+		t.Errorf("partial %v, result %s; want PASS with nothing skipped", rep.Partial, rep.Result)
 	}
 }
 
@@ -240,6 +247,27 @@ func TestRushRefusesBadConfig(t *testing.T) {
 	} {
 		if _, err := rush.Run(t.Context(), c); err == nil {
 			t.Errorf("%s: Run accepted %+v", name, c)
+		}
+	}
+}
+
+func TestRushCreatesHiddenEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rush.db")
+	url, s := node(t, path, nil)
+	for _, listed := range []bool{false, true} {
+		rep, err := rush.Run(t.Context(), rush.Config{
+			URLs: []string{url}, Create: 10, Listed: listed, Visitors: 5, Concurrency: 2, AdminToken: adminToken,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := s.Event(t.Context(), rep.Event.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A rehearsal's event stays off the buyer page unless asked.
+		if ev.Hidden == listed {
+			t.Errorf("Listed %v: the created event has hidden %v", listed, ev.Hidden)
 		}
 	}
 }

@@ -30,16 +30,22 @@ const (
 	sqlEvents = `SELECT ` + eventColumns + eventsFrom + `
 		ORDER BY e.created_at DESC, e.id DESC`
 
-	sqlInsertEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+	// nextEventID is above every event id ever given, deleted ones too
+	// (see migration 00003). Writes are serialized, so it cannot race.
+	nextEventID = `(SELECT MAX(m) + 1 FROM (
+		SELECT COALESCE(MAX(id), 0) AS m FROM events
+		UNION ALL SELECT COALESCE(MAX(id), 0) FROM retired_event_ids))`
+
+	sqlInsertEvent = `INSERT INTO events (id, name, ticket_quantity, capacity, hold_seconds,
 		max_per_visitor, sale_starts_at, created_at, updated_at,
 		max_per_order, hidden, sale_closed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+		VALUES (` + nextEventID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
 
 	// sqlInsertFirstEvent inserts the event only into an empty table.
-	sqlInsertFirstEvent = `INSERT INTO events (name, ticket_quantity, capacity, hold_seconds,
+	sqlInsertFirstEvent = `INSERT INTO events (id, name, ticket_quantity, capacity, hold_seconds,
 		max_per_visitor, sale_starts_at, created_at, updated_at,
 		max_per_order, hidden, sale_closed)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
+		SELECT ` + nextEventID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
 		WHERE NOT EXISTS (SELECT 1 FROM events)`
 
 	// sqlStats counts in one statement, so in one snapshot of the database.
@@ -78,24 +84,35 @@ const (
 		WHERE visitor_limited = 1 AND event_id = ?1 AND user_uid = ?2
 		AND (status = 'purchased' OR (status = 'reserved' AND expires_at > ?3))`
 
-	// sqlVisitorHeldMany takes a JSON array of user_uids.
-	sqlVisitorHeldMany = `SELECT user_uid, SUM(amount) FROM reservations
-		WHERE visitor_limited = 1 AND event_id = ?1 AND user_uid IN (SELECT value FROM json_each(?2))
-		AND (status = 'purchased' OR (status = 'reserved' AND expires_at > ?3))
-		GROUP BY user_uid`
+	// sqlVisitorHeldMany takes [[event_id, user_uid], …], pairs of events
+	// with a limit only (their rows have visitor_limited = 1).
+	sqlVisitorHeldMany = `SELECT r.event_id, r.user_uid, SUM(r.amount)
+		FROM json_each(?1) AS j CROSS JOIN reservations AS r
+		ON r.visitor_limited = 1 AND r.event_id = j.value ->> 0 AND r.user_uid = j.value ->> 1
+		WHERE r.status = 'purchased' OR (r.status = 'reserved' AND r.expires_at > ?2)
+		GROUP BY r.event_id, r.user_uid`
+
+	// sqlEventsMany reads the events of a JSON array of ids.
+	sqlEventsMany = `SELECT ` + eventColumns + eventsFrom + `
+		WHERE e.id IN (SELECT value FROM json_each(?))`
+
+	// sqlSetStocks takes [[event_id, stock], …], the stocks computed in Go
+	// under the write lock.
+	sqlSetStocks = `UPDATE events SET ticket_quantity = j.value ->> 1, updated_at = ?2
+		FROM json_each(?1) AS j WHERE events.id = j.value ->> 0`
 
 	sqlInsertReservation = `INSERT INTO reservations (user_uid, event_id, status, amount,
 		expires_at, created_at, updated_at, idempotency_key, visitor_limited)
 		VALUES (?, ?, 'reserved', ?, ?, ?, ?, ?, ?)`
 
-	// sqlInsertReservations takes [[id, user_uid, amount, key or null], …]
-	// and the columns every row shares. The ids are chosen by the caller,
-	// which holds the write lock, so no RETURNING has to be matched back to
-	// the requests.
+	// sqlInsertReservations takes [[id, user_uid, amount, key or null,
+	// event_id, expires_at, visitor_limited], …] and the time every row
+	// shares. The ids are chosen by the caller, which holds the write lock,
+	// so no RETURNING has to be matched back to the requests.
 	sqlInsertReservations = `INSERT INTO reservations (id, user_uid, event_id, status, amount,
 		expires_at, created_at, updated_at, idempotency_key, visitor_limited)
-		SELECT j.value ->> 0, j.value ->> 1, ?2, 'reserved', j.value ->> 2,
-			?3, ?4, ?4, j.value ->> 3, ?5
+		SELECT j.value ->> 0, j.value ->> 1, j.value ->> 4, 'reserved', j.value ->> 2,
+			j.value ->> 5, ?2, ?2, j.value ->> 3, j.value ->> 6
 		FROM json_each(?1) AS j`
 
 	sqlMaxReservationID = `SELECT COALESCE(MAX(id), 0) FROM reservations`
@@ -183,7 +200,7 @@ const (
 type statements struct {
 	event, insertEvent, insertFirstEvent, setStock, addStock *sql.Stmt
 	reservation, idempotent, idempotentMany                  *sql.Stmt
-	visitorHeld, visitorHeldMany                             *sql.Stmt
+	visitorHeld, visitorHeldMany, eventsMany, setStocks      *sql.Stmt
 	insertReservation, insertReservations, maxReservation    *sql.Stmt
 	setStatus, releaseEvent, releaseExpired                  *sql.Stmt
 	entry, entries, insertEntries, expireEntries             *sql.Stmt
@@ -221,6 +238,8 @@ func (s *Store) statements(ctx context.Context) (*statements, error) {
 		{s.wdb, &st.idempotentMany, sqlIdempotentMany},
 		{s.wdb, &st.visitorHeld, sqlVisitorHeld},
 		{s.wdb, &st.visitorHeldMany, sqlVisitorHeldMany},
+		{s.wdb, &st.eventsMany, sqlEventsMany},
+		{s.wdb, &st.setStocks, sqlSetStocks},
 		{s.wdb, &st.insertReservation, sqlInsertReservation},
 		{s.wdb, &st.insertReservations, sqlInsertReservations},
 		{s.wdb, &st.maxReservation, sqlMaxReservationID},

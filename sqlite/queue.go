@@ -244,6 +244,9 @@ func (s *Store) DeleteEvent(ctx context.Context, id int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id = ?`, id); err != nil {
 		return dbError(ctx, err)
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO retired_event_ids (id) VALUES (?)`, id); err != nil {
+		return dbError(ctx, err)
+	}
 	return s.commit(ctx, tx)
 }
 

@@ -138,26 +138,56 @@ func (s *Store) Reserve(ctx context.Context, r ticketrush.ReserveRequest) (*tick
 // visitorKey identifies an Idempotency-Key: keys are per visitor.
 type visitorKey struct{ visitor, key string }
 
-// ReserveBatch is group commit: the requests of one batch share one write
-// transaction and so one fsync. The transaction does a fixed number of
-// statements whatever the batch size: read the event, look up the batch's
-// idempotency keys, release expired holds (only if the batch asks for more
-// than the stock), load the batch's visitors' totals (only with a per-visitor
-// limit), then one stock update and one insert of every accepted request.
-// The decisions in between are made in Go, in request order, with the same
-// Decide that Reserve uses.
+// ReserveBatch is group commit for one event: ReserveBatches with one
+// batch.
 func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	results := make([]ticketrush.ReserveResult, len(reqs))
-	todo := make([]ticketrush.ReserveRequest, len(reqs))
-	for i, r := range reqs {
-		if r.EventID != eventID {
-			results[i].Err = fmt.Errorf("sqlite: request for event %d in a batch for event %d", r.EventID, eventID)
-			continue
+	out, err := s.ReserveBatches(ctx, []ticketrush.EventBatch{{EventID: eventID, Reqs: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ReserveBatches is group commit: the requests of every batch share one
+// write transaction and so one fsync, whatever events they are for. The
+// transaction does a fixed number of statements whatever the number of
+// events and requests: read the events, look up the idempotency keys, load
+// the visitors' totals for events with a per-visitor limit, then one stock
+// update and one insert of every accepted request. Only an event short of
+// stock (its expired holds to release) or with a waiting room (its
+// visitors' queue entries) adds statements of its own. The decisions in
+// between are made in Go, each event's requests in order, with the same
+// Decide that Reserve uses. SQLite has one writer at a time, so the order
+// of the events does not matter for locking.
+func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
+	if err := ticketrush.CheckBatches(batches); err != nil {
+		return nil, err
+	}
+	out := make([][]ticketrush.ReserveResult, len(batches))
+	works := make([]eventWork, 0, len(batches))
+	var ids []int64
+	for n, b := range batches {
+		out[n] = make([]ticketrush.ReserveResult, len(b.Reqs))
+		w := eventWork{id: b.EventID, results: out[n], todo: make([]ticketrush.ReserveRequest, len(b.Reqs))}
+		valid := false
+		for i, r := range b.Reqs {
+			if r.EventID != b.EventID {
+				w.results[i].Err = fmt.Errorf("sqlite: request for event %d in a batch for event %d", r.EventID, b.EventID)
+				continue
+			}
+			w.todo[i], w.results[i].Err = normalize(r)
+			valid = valid || w.results[i].Err == nil
 		}
-		todo[i], results[i].Err = normalize(r)
+		if valid {
+			works = append(works, w)
+			ids = append(ids, b.EventID)
+		}
+	}
+	if len(works) == 0 {
+		return out, nil
 	}
 
 	st, err := s.statements(ctx)
@@ -169,29 +199,24 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		return nil, err
 	}
 	defer tx.Rollback()
-
 	now := s.clock()
 	nowText := formatTime(now)
-	e, err := scanEvent(tx.StmtContext(ctx, st.event).QueryRowContext(ctx, eventID))
-	if errors.Is(err, sql.ErrNoRows) {
-		for i := range results {
-			if results[i].Err == nil {
-				results[i].Err = errEventNotFound()
-			}
-		}
-		return results, nil
-	}
+
+	events, err := loadEvents(ctx, tx.StmtContext(ctx, st.eventsMany), ids)
 	if err != nil {
 		return nil, dbError(ctx, err)
 	}
-	onSale := e.SaleStartsAt == nil || !now.Before(*e.SaleStartsAt)
 
-	// Reservations made before this batch under one of its keys.
+	// Reservations made before this transaction under one of its keys.
+	// Keys belong to the visitor across events, so they are looked up
+	// and remembered for the whole transaction.
 	prior := map[visitorKey]*ticketrush.Reservation{}
 	var keys [][2]string
-	for i, r := range todo {
-		if results[i].Err == nil && r.IdempotencyKey != "" {
-			keys = append(keys, [2]string{r.VisitorToken, r.IdempotencyKey})
+	for _, w := range works {
+		for i, r := range w.todo {
+			if w.results[i].Err == nil && r.IdempotencyKey != "" {
+				keys = append(keys, [2]string{r.VisitorToken, r.IdempotencyKey})
+			}
 		}
 	}
 	if len(keys) > 0 {
@@ -200,137 +225,167 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 		}
 	}
 
-	stock := e.TicketQuantity
-	stockChanged := false
-	if onSale {
+	// Each event's stock, expired holds released where the demand needs
+	// them, and queue entries where it has a waiting room.
+	var pairs [][2]any // (event, visitor) of events with a limit
+	for k := range works {
+		w := &works[k]
+		w.event = events[w.id]
+		e := w.event
+		if e == nil {
+			for i := range w.results {
+				if w.results[i].Err == nil {
+					w.results[i].Err = errEventNotFound()
+				}
+			}
+			continue
+		}
+		w.stock = e.TicketQuantity
+		onSale := e.SaleStartsAt == nil || !now.Before(*e.SaleStartsAt)
+		if !onSale {
+			continue
+		}
 		var demand int64
-		for i, r := range todo {
-			if results[i].Err == nil && prior[visitorKey{r.VisitorToken, r.IdempotencyKey}] == nil {
-				demand += r.Amount
-			}
-		}
-		if demand > stock {
-			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, demand-stock)
-			if err != nil {
-				return nil, dbError(ctx, err)
-			}
-			stock += n
-			stockChanged = n > 0
-		}
-	}
-
-	// The batch's visitors' queue entries, when the event has a waiting
-	// room.
-	var entries map[string]*entry
-	if e.WaitingRoom != nil && onSale && !e.SaleClosed {
 		var visitors []string
 		seen := map[string]bool{}
-		for i, r := range todo {
-			if results[i].Err == nil && !seen[r.VisitorToken] {
+		for i, r := range w.todo {
+			if w.results[i].Err != nil {
+				continue
+			}
+			if prior[visitorKey{r.VisitorToken, r.IdempotencyKey}] == nil {
+				demand += r.Amount
+			}
+			if !seen[r.VisitorToken] {
 				seen[r.VisitorToken] = true
 				visitors = append(visitors, r.VisitorToken)
 			}
 		}
-		if entries, err = loadEntries(ctx, tx.StmtContext(ctx, st.entries), e.ID, visitors); err != nil {
-			return nil, dbError(ctx, err)
-		}
-	}
-
-	held := map[string]int64{}
-	if onSale && e.MaxPerVisitor > 0 {
-		if err := loadHeld(ctx, tx.StmtContext(ctx, st.visitorHeldMany), e.ID, nowText, todo, results, held); err != nil {
-			return nil, dbError(ctx, err)
-		}
-	}
-
-	// Decide in order, as consecutive Reserves would. A key seen earlier in
-	// the batch answers like a key seen in the database, but only if that
-	// earlier request succeeded: a refused one stored nothing.
-	expiresAt := ticketrush.HoldUntil(now, e)
-	made := map[visitorKey]*ticketrush.Reservation{}
-	var rows [][4]any
-	var uses [][2]int64
-	var nextID int64
-	for i, r := range todo {
-		if results[i].Err != nil {
-			continue
-		}
-		k := visitorKey{r.VisitorToken, r.IdempotencyKey}
-		if r.IdempotencyKey != "" {
-			prev := prior[k]
-			if prev == nil {
-				prev = made[k]
-			}
-			if prev != nil {
-				if r.SameBody(prev) {
-					c := *prev
-					results[i].Reservation = &c
-				} else {
-					results[i].Err = ticketrush.ErrIdempotencyKeyReused()
-				}
-				continue
-			}
-		}
-		en := entries[r.VisitorToken]
-		if err := admissionCheck(e, en, now, r); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if err := ticketrush.Decide(e, now, r, stock, held[r.VisitorToken]); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if nextID == 0 {
-			// The write lock is held, so the ids after the largest one
-			// are this batch's to take.
-			var maxID int64
-			if err := tx.StmtContext(ctx, st.maxReservation).QueryRowContext(ctx).Scan(&maxID); err != nil {
+		if demand > w.stock {
+			n, err := releaseEvent(ctx, tx.StmtContext(ctx, st.releaseEvent), e.ID, nowText, demand-w.stock)
+			if err != nil {
 				return nil, dbError(ctx, err)
 			}
-			nextID = maxID + 1
+			w.stock += n
+			w.stockChanged = n > 0
 		}
-		res := &ticketrush.Reservation{
-			ID:             nextID,
-			EventID:        e.ID,
-			UserUID:        r.VisitorToken,
-			Status:         ticketrush.StatusReserved,
-			Amount:         r.Amount,
-			ExpiresAt:      expiresAt,
-			CreatedAt:      now,
-			UpdatedAt:      now,
-			IdempotencyKey: r.IdempotencyKey,
+		if e.WaitingRoom != nil && !e.SaleClosed {
+			if w.entries, err = loadEntries(ctx, tx.StmtContext(ctx, st.entries), e.ID, visitors); err != nil {
+				return nil, dbError(ctx, err)
+			}
 		}
-		nextID++
-		stock -= r.Amount
-		held[r.VisitorToken] += r.Amount
-		if r.IdempotencyKey != "" {
-			made[k] = res
+		if e.MaxPerVisitor > 0 {
+			for _, v := range visitors {
+				pairs = append(pairs, [2]any{e.ID, v})
+			}
 		}
-		results[i].Reservation = res
-		rows = append(rows, [4]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey)})
-		if e.WaitingRoom != nil && en != nil {
-			// Used: a second request of the batch with the same pass
-			// is refused.
-			en.q.ReservationID = res.ID
-			uses = append(uses, [2]int64{en.id, res.ID})
+	}
+	held := map[evVisitor]int64{}
+	if len(pairs) > 0 {
+		if err := loadHeld(ctx, tx.StmtContext(ctx, st.visitorHeldMany), pairs, nowText, held); err != nil {
+			return nil, dbError(ctx, err)
 		}
 	}
 
-	if len(rows) == 0 && !stockChanged {
-		// Nothing to write: the rollback costs no fsync.
-		return results, nil
+	// Decide each event's requests in order, as consecutive Reserves would.
+	// A key seen earlier in the transaction answers like a key seen in the
+	// database, but only if that earlier request succeeded: a refused one
+	// stored nothing.
+	made := map[visitorKey]*ticketrush.Reservation{}
+	var (
+		rows   [][7]any
+		uses   [][2]int64
+		stocks [][2]int64
+		nextID int64
+	)
+	for k := range works {
+		w := &works[k]
+		e := w.event
+		if e == nil {
+			continue
+		}
+		expiresAt := ticketrush.HoldUntil(now, e)
+		expiresText := formatTime(expiresAt)
+		for i, r := range w.todo {
+			if w.results[i].Err != nil {
+				continue
+			}
+			key := visitorKey{r.VisitorToken, r.IdempotencyKey}
+			if r.IdempotencyKey != "" {
+				prev := prior[key]
+				if prev == nil {
+					prev = made[key]
+				}
+				if prev != nil {
+					if r.SameBody(prev) {
+						c := *prev
+						w.results[i].Reservation = &c
+					} else {
+						w.results[i].Err = ticketrush.ErrIdempotencyKeyReused()
+					}
+					continue
+				}
+			}
+			en := w.entries[r.VisitorToken]
+			if err := admissionCheck(e, en, now, r); err != nil {
+				w.results[i].Err = err
+				continue
+			}
+			ev := evVisitor{e.ID, r.VisitorToken}
+			if err := ticketrush.Decide(e, now, r, w.stock, held[ev]); err != nil {
+				w.results[i].Err = err
+				continue
+			}
+			if nextID == 0 {
+				// The write lock is held, so the ids after the largest
+				// one are this transaction's to take.
+				var maxID int64
+				if err := tx.StmtContext(ctx, st.maxReservation).QueryRowContext(ctx).Scan(&maxID); err != nil {
+					return nil, dbError(ctx, err)
+				}
+				nextID = maxID + 1
+			}
+			res := &ticketrush.Reservation{
+				ID:             nextID,
+				EventID:        e.ID,
+				UserUID:        r.VisitorToken,
+				Status:         ticketrush.StatusReserved,
+				Amount:         r.Amount,
+				ExpiresAt:      expiresAt,
+				CreatedAt:      now,
+				UpdatedAt:      now,
+				IdempotencyKey: r.IdempotencyKey,
+			}
+			nextID++
+			w.stock -= r.Amount
+			w.stockChanged = true
+			held[ev] += r.Amount
+			if r.IdempotencyKey != "" {
+				made[key] = res
+			}
+			w.results[i].Reservation = res
+			rows = append(rows, [7]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey),
+				e.ID, expiresText, limited(e)})
+			if e.WaitingRoom != nil && en != nil {
+				// Used: a second request of the batch with the same
+				// pass is refused.
+				en.q.ReservationID = res.ID
+				uses = append(uses, [2]int64{en.id, res.ID})
+			}
+		}
+		if w.stockChanged {
+			stocks = append(stocks, [2]int64{e.ID, w.stock})
+		}
 	}
-	if _, err := tx.StmtContext(ctx, st.setStock).ExecContext(ctx, stock, nowText, e.ID); err != nil {
+
+	if len(stocks) == 0 {
+		// Nothing to write: the rollback costs no fsync.
+		return out, nil
+	}
+	if _, err := tx.StmtContext(ctx, st.setStocks).ExecContext(ctx, mustJSON(stocks), nowText); err != nil {
 		return nil, dbError(ctx, err)
 	}
 	if len(rows) > 0 {
-		data, err := json.Marshal(rows)
-		if err != nil {
-			return nil, err
-		}
-		_, err = tx.StmtContext(ctx, st.insertReservations).ExecContext(ctx,
-			string(data), e.ID, formatTime(expiresAt), nowText, limited(e))
-		if err != nil {
+		if _, err := tx.StmtContext(ctx, st.insertReservations).ExecContext(ctx, mustJSON(rows), nowText); err != nil {
 			return nil, dbError(ctx, err)
 		}
 	}
@@ -342,7 +397,52 @@ func (s *Store) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketru
 	if err := s.commit(ctx, tx); err != nil {
 		return nil, err
 	}
-	return results, nil
+	return out, nil
+}
+
+// eventWork is one event's part of a ReserveBatches transaction.
+type eventWork struct {
+	id           int64
+	todo         []ticketrush.ReserveRequest // normalized; see results for the refused
+	results      []ticketrush.ReserveResult
+	event        *ticketrush.Event // nil when it does not exist
+	stock        int64
+	stockChanged bool
+	entries      map[string]*entry
+}
+
+// evVisitor is a visitor of one event.
+type evVisitor struct {
+	event   int64
+	visitor string
+}
+
+// mustJSON encodes what json.Marshal cannot fail on (numbers, strings,
+// nil).
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// loadEvents reads the events of ids that exist.
+func loadEvents(ctx context.Context, stmt *sql.Stmt, ids []int64) (map[int64]*ticketrush.Event, error) {
+	rows, err := stmt.QueryContext(ctx, mustJSON(ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[int64]*ticketrush.Event, len(ids))
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[e.ID] = e
+	}
+	return out, rows.Err()
 }
 
 // normalize validates a request and puts its visitor token in the stored
@@ -442,34 +542,21 @@ func loadIdempotent(ctx context.Context, stmt *sql.Stmt, keys [][2]string, prior
 	return rows.Err()
 }
 
-// loadHeld fills held with the tickets each visitor of the batch holds
-// (unexpired) or bought for the event.
-func loadHeld(ctx context.Context, stmt *sql.Stmt, eventID int64, now string,
-	todo []ticketrush.ReserveRequest, results []ticketrush.ReserveResult, held map[string]int64) error {
-	var visitors []string
-	seen := map[string]bool{}
-	for i, r := range todo {
-		if results[i].Err == nil && !seen[r.VisitorToken] {
-			seen[r.VisitorToken] = true
-			visitors = append(visitors, r.VisitorToken)
-		}
-	}
-	data, err := json.Marshal(visitors)
-	if err != nil {
-		return err
-	}
-	rows, err := stmt.QueryContext(ctx, eventID, string(data), now)
+// loadHeld fills held with the tickets each (event, visitor) pair holds
+// (unexpired) or bought.
+func loadHeld(ctx context.Context, stmt *sql.Stmt, pairs [][2]any, now string, held map[evVisitor]int64) error {
+	rows, err := stmt.QueryContext(ctx, mustJSON(pairs), now)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var visitor string
+		var k evVisitor
 		var n int64
-		if err := rows.Scan(&visitor, &n); err != nil {
+		if err := rows.Scan(&k.event, &k.visitor, &n); err != nil {
 			return err
 		}
-		held[visitor] = n
+		held[k] = n
 	}
 	return rows.Err()
 }

@@ -351,11 +351,13 @@ type reserved struct {
 	err error
 }
 
-// gatedStore holds every ReserveBatch until the test releases it, so a test
-// can queue clients behind a batch in flight without depending on timing.
+// gatedStore holds every ReserveBatches until the test releases it, so a
+// test can queue clients behind a batch in flight without depending on
+// timing.
 type gatedStore struct {
 	ticketrush.Store
-	// entered receives each batch's requests as the batch starts.
+	// entered receives each transaction's requests (of every event) as it
+	// starts.
 	entered chan []ticketrush.ReserveRequest
 	// release lets one batch go on: nil runs it, an error fails it
 	// without touching the database.
@@ -373,12 +375,17 @@ func newGatedStore(s ticketrush.Store) *gatedStore {
 	}
 }
 
-// ReserveBatch waits for the test's word, then runs or fails the batch.
-func (g *gatedStore) ReserveBatch(ctx context.Context, eventID int64, reqs []ticketrush.ReserveRequest) ([]ticketrush.ReserveResult, error) {
+// ReserveBatches waits for the test's word, then runs or fails the
+// transaction.
+func (g *gatedStore) ReserveBatches(ctx context.Context, batches []ticketrush.EventBatch) ([][]ticketrush.ReserveResult, error) {
 	select {
 	case <-g.opened:
-		return g.Store.ReserveBatch(ctx, eventID, reqs)
+		return g.Store.ReserveBatches(ctx, batches)
 	default:
+	}
+	var reqs []ticketrush.ReserveRequest
+	for _, b := range batches {
+		reqs = append(reqs, b.Reqs...)
 	}
 	g.entered <- reqs
 	select {
@@ -388,7 +395,7 @@ func (g *gatedStore) ReserveBatch(ctx context.Context, eventID int64, reqs []tic
 		}
 	case <-g.opened:
 	}
-	return g.Store.ReserveBatch(ctx, eventID, reqs)
+	return g.Store.ReserveBatches(ctx, batches)
 }
 
 // open lets every later batch through.

@@ -157,6 +157,11 @@ func testSettings(t *testing.T, s suite) {
 		_, err = q.QueueStats(t.Context(), unused.ID)
 		wantCode(t, "QueueStats after DeleteEvent", err, ticketrush.EEventNotFound)
 		wantCode(t, "DeleteEvent twice", q.DeleteEvent(t.Context(), unused.ID), ticketrush.EEventNotFound)
+		// A deleted event's id is never given again: links, challenges
+		// and passes made for it must not name another event.
+		if next := createEvent(t, e.store, concert(10)); next.ID <= unused.ID {
+			t.Errorf("an event created after deleting event %d got id %d", unused.ID, next.ID)
+		}
 
 		// Any reservation, even one given back, keeps the event: its
 		// history is the organiser's record.

@@ -105,8 +105,9 @@ func (c *Clock) Set(t time.Time) {
 var start = time.Date(2025, 11, 18, 7, 54, 23, 123456000, time.UTC)
 
 // Run runs the whole suite against one backend, each case as a subtest:
-// Event/…, ReserveBatch/…, Batcher/… and Unavailable/… once, and every group
-// that reserves as lock/<group>/… and batch/<group>/…. Groups run in
+// Event/…, ReserveBatch/…, Batcher/…, ReserveBatches/…, BatcherEvents/… and
+// Unavailable/… once, and every group that reserves as lock/<group>/… and
+// batch/<group>/…. Groups run in
 // parallel on databases of their own; within a group, cases that look only
 // at their own events share one database and run in turn.
 func Run(t *testing.T, newStore NewStore) {
@@ -115,6 +116,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Event", testEvent},
 		{"ReserveBatch", testReserveBatch},
 		{"Batcher", testBatcher},
+		{"ReserveBatches", testReserveBatches},
+		{"BatcherEvents", testBatcherEvents},
 		{"Unavailable", testUnavailable},
 	} {
 		t.Run(g.name, func(t *testing.T) {

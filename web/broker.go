@@ -41,9 +41,13 @@ type broker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running pollers
 
+	// maxPerIP caps the subscriptions of one client address.
+	maxPerIP int
+
 	mu     sync.Mutex
 	topics map[int64]*topic
-	n      int // subscriptions in all topics
+	n      int            // subscriptions in all topics
+	perIP  map[string]int // subscriptions by client address
 	closed bool
 }
 
@@ -66,9 +70,10 @@ type subscription struct {
 	// done is closed when the broker ends the subscription; err says why.
 	done chan struct{}
 	err  error
+	ip   string // the client's address, counted in perIP
 }
 
-func newBroker(store ticketrush.Store, interval time.Duration, max int, log *slog.Logger) *broker {
+func newBroker(store ticketrush.Store, interval time.Duration, max, maxPerIP int, log *slog.Logger) *broker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &broker{
 		store:    store,
@@ -78,37 +83,94 @@ func newBroker(store ticketrush.Store, interval time.Duration, max int, log *slo
 		ctx:      ctx,
 		cancel:   cancel,
 		topics:   map[int64]*topic{},
+		perIP:    map[string]int{},
+		maxPerIP: maxPerIP,
 	}
 }
 
-// subscribe starts watching an event. The first value arrives on the
-// subscription's channel at once when the event is already watched, else
-// after the poller's first read; if that read fails, done closes with the
-// error (EEventNotFound for an unknown event). The caller must unsubscribe.
-func (b *broker) subscribe(eventID int64) (*subscription, error) {
+// subscribe starts watching an event for a client at address ip. The first
+// value is on the subscription's channel when it returns. An event nobody
+// watches yet is read first, before anything is started: an unknown event
+// answers EEventNotFound and costs no poller, and a failed read answers
+// EUnavailable. Over the process's cap the answer is EOverloaded, over the
+// client's ETooManyStreams. The caller must unsubscribe.
+func (b *broker) subscribe(ctx context.Context, eventID int64, ip string) (*subscription, error) {
+	b.mu.Lock()
+	if err := b.admit(ip); err != nil {
+		b.mu.Unlock()
+		return nil, err
+	}
+	if t := b.topics[eventID]; t != nil && t.have {
+		s := b.join(t, ip)
+		b.mu.Unlock()
+		return s, nil
+	}
+	b.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, pollTimeout)
+	e, err := b.store.Event(rctx, eventID)
+	cancel()
+	if err != nil {
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EEventNotFound && code != ticketrush.EUnavailable {
+			err = ticketrush.Unavailable(err)
+		}
+		return nil, err
+	}
+	first := Availability{EventID: e.ID, TicketQuantity: e.TicketQuantity, Capacity: e.Capacity}
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, errShuttingDown()
-	}
-	if b.n >= b.max {
-		return nil, ticketrush.Errorf(ticketrush.EOverloaded, "Too many live updates are open; please retry in a moment.")
+	// Checked again: the broker was unlocked during the read.
+	if err := b.admit(ip); err != nil {
+		return nil, err
 	}
 	t := b.topics[eventID]
 	if t == nil {
-		ctx, cancel := context.WithCancel(b.ctx)
-		t = &topic{id: eventID, subs: map[*subscription]struct{}{}, stop: cancel}
+		pctx, stop := context.WithCancel(b.ctx)
+		t = &topic{id: eventID, subs: map[*subscription]struct{}{}, stop: stop, last: first, have: true}
 		b.topics[eventID] = t
 		b.wg.Add(1)
-		go b.poll(ctx, t)
+		go b.poll(pctx, t)
+	} else if !t.have {
+		t.last, t.have = first, true
 	}
-	s := &subscription{t: t, c: make(chan Availability, 1), done: make(chan struct{})}
+	return b.join(t, ip), nil
+}
+
+// admit checks whether a client at ip may open one more subscription. The
+// caller holds the mutex.
+func (b *broker) admit(ip string) error {
+	switch {
+	case b.closed:
+		return errShuttingDown()
+	case b.n >= b.max:
+		return ticketrush.Errorf(ticketrush.EOverloaded, "Too many live updates are open; please retry in a moment.")
+	case b.maxPerIP > 0 && b.perIP[ip] >= b.maxPerIP:
+		return ticketrush.Errorf(ticketrush.ETooManyStreams,
+			"Too many live updates are open from your address (at most %d); close one and retry.", b.maxPerIP)
+	}
+	return nil
+}
+
+// join adds a subscription for ip to t, which has a value. The caller holds
+// the mutex.
+func (b *broker) join(t *topic, ip string) *subscription {
+	s := &subscription{t: t, c: make(chan Availability, 1), done: make(chan struct{}), ip: ip}
 	t.subs[s] = struct{}{}
 	b.n++
-	if t.have {
-		s.c <- t.last
+	b.perIP[ip]++
+	s.c <- t.last
+	return s
+}
+
+// release forgets s's place in the per-address count. The caller holds the
+// mutex.
+func (b *broker) release(s *subscription) {
+	if n := b.perIP[s.ip]; n <= 1 {
+		delete(b.perIP, s.ip)
+	} else {
+		b.perIP[s.ip] = n - 1
 	}
-	return s, nil
 }
 
 // unsubscribe ends s. The topic's poller stops with its last subscriber.
@@ -121,6 +183,7 @@ func (b *broker) unsubscribe(s *subscription) {
 	}
 	delete(t.subs, s)
 	b.n--
+	b.release(s)
 	if len(t.subs) == 0 {
 		b.drop(t)
 	}
@@ -140,22 +203,27 @@ func (b *broker) end(t *topic, err error) {
 	for s := range t.subs {
 		s.err = err
 		close(s.done)
+		b.release(s)
 	}
 	b.n -= len(t.subs)
 	clear(t.subs)
 	b.drop(t)
 }
 
-// poll reads t's event at once and then every interval until stopped.
+// poll reads t's event every interval until stopped. The first value came
+// from subscribe's own read.
 func (b *broker) poll(ctx context.Context, t *topic) {
 	defer b.wg.Done()
 	tick := time.NewTicker(b.interval)
 	defer tick.Stop()
-	for b.read(ctx, t) {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if !b.read(ctx, t) {
+			return
 		}
 	}
 }

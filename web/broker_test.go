@@ -72,9 +72,12 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 const interval = 100 * time.Millisecond
 
+// testIP is the client address of the tests' subscriptions.
+const testIP = "192.0.2.1"
+
 func mustSubscribe(t *testing.T, b *broker, id int64) *subscription {
 	t.Helper()
-	s, err := b.subscribe(id)
+	s, err := b.subscribe(context.Background(), id, testIP)
 	if err != nil {
 		t.Fatalf("subscribe(%d): %v", id, err)
 	}
@@ -105,7 +108,7 @@ func expectNone(t *testing.T, s *subscription) {
 func TestBrokerFanOutReadsOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
 		subs := make([]*subscription, 100)
@@ -155,7 +158,7 @@ func TestBrokerFanOutReadsOncePerInterval(t *testing.T) {
 func TestBrokerLateSubscriberGetsValueWithoutRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 5, 10))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
 		first := mustSubscribe(t, b, 1)
@@ -177,7 +180,7 @@ func TestBrokerLateSubscriberGetsValueWithoutRead(t *testing.T) {
 func TestBrokerCoalescesForSlowReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 100, 100))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
 		fast := mustSubscribe(t, b, 1)
@@ -206,7 +209,7 @@ func TestBrokerCoalescesForSlowReader(t *testing.T) {
 func TestBrokerStopsWhenLastSubscriberLeaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
 		a := mustSubscribe(t, b, 1)
@@ -249,7 +252,7 @@ func TestBrokerStopsWhenLastSubscriberLeaves(t *testing.T) {
 func TestBrokerEventsPolledSeparately(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10), event(2, 20, 20))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
 		for range 10 {
@@ -266,51 +269,71 @@ func TestBrokerEventsPolledSeparately(t *testing.T) {
 	})
 }
 
+// An unknown event is answered at once, before anything is started: one
+// read, no poller, no topic, no subscription.
 func TestBrokerUnknownEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore()
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 
-		s := mustSubscribe(t, b, 99)
+		s, err := b.subscribe(context.Background(), 99, testIP)
+		if code := ticketrush.ErrorCode(err); code != ticketrush.EEventNotFound || s != nil {
+			t.Fatalf("subscribe(99) = %v, %v; want %s", s, err, ticketrush.EEventNotFound)
+		}
+		time.Sleep(10 * interval)
 		synctest.Wait()
-		select {
-		case <-s.done:
-		default:
-			t.Fatal("subscription to an unknown event is still open")
+		if got := store.readsOf(99); got != 1 {
+			t.Fatalf("reads of an unknown event = %d, want the one check (no poller)", got)
 		}
-		if code := ticketrush.ErrorCode(s.err); code != ticketrush.EEventNotFound {
-			t.Fatalf("err = %v, want %s", s.err, ticketrush.EEventNotFound)
-		}
-		b.unsubscribe(s)
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if len(b.topics) != 0 || b.n != 0 {
-			t.Fatalf("broker keeps %d topics and %d subscriptions", len(b.topics), b.n)
+		if len(b.topics) != 0 || b.n != 0 || len(b.perIP) != 0 {
+			t.Fatalf("broker keeps %d topics, %d subscriptions, %d addresses", len(b.topics), b.n, len(b.perIP))
 		}
+	})
+}
+
+// One client address may hold at most maxPerIP streams; others are not
+// affected, and a closed stream frees its place.
+func TestBrokerMaxStreamsPerIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFakeStore(event(1, 10, 10), event(2, 10, 10))
+		b := newBroker(store, interval, 1000, 3, quietLog())
+		defer b.close()
+		first := mustSubscribe(t, b, 1)
+		mustSubscribe(t, b, 2)
+		mustSubscribe(t, b, 1)
+		for _, id := range []int64{1, 2} {
+			if _, err := b.subscribe(context.Background(), id, testIP); ticketrush.ErrorCode(err) != ticketrush.ETooManyStreams {
+				t.Fatalf("fourth stream of one address (event %d): %v, want %s", id, err, ticketrush.ETooManyStreams)
+			}
+		}
+		if _, err := b.subscribe(context.Background(), 1, "198.51.100.7"); err != nil {
+			t.Fatalf("another address: %v", err)
+		}
+		b.unsubscribe(first)
+		mustSubscribe(t, b, 1)
 	})
 }
 
 func TestBrokerOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		defer b.close()
 		down := ticketrush.Unavailable(context.DeadlineExceeded)
 
 		// Without a first value a failed read ends the waiting streams,
 		// so they can answer 503 instead of hanging.
 		store.setErr(down)
-		s := mustSubscribe(t, b, 1)
-		synctest.Wait()
-		<-s.done
-		if code := ticketrush.ErrorCode(s.err); code != ticketrush.EUnavailable {
-			t.Fatalf("err = %v, want %s", s.err, ticketrush.EUnavailable)
+		if _, err := b.subscribe(context.Background(), 1, testIP); ticketrush.ErrorCode(err) != ticketrush.EUnavailable {
+			t.Fatalf("err = %v, want %s", err, ticketrush.EUnavailable)
 		}
 
 		// With a value, an outage only skips updates.
 		store.setErr(nil)
-		s = mustSubscribe(t, b, 1)
+		s := mustSubscribe(t, b, 1)
 		synctest.Wait()
 		next(t, s)
 		store.setErr(down)
@@ -337,7 +360,7 @@ func TestBrokerOutage(t *testing.T) {
 func TestBrokerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10))
-		b := newBroker(store, interval, 1000, quietLog())
+		b := newBroker(store, interval, 1000, 0, quietLog())
 		s := mustSubscribe(t, b, 1)
 		synctest.Wait()
 		b.close()
@@ -346,7 +369,7 @@ func TestBrokerClose(t *testing.T) {
 			t.Fatalf("err = %v, want %s", s.err, ticketrush.EUnavailable)
 		}
 		b.unsubscribe(s)
-		if _, err := b.subscribe(1); ticketrush.ErrorCode(err) != ticketrush.EUnavailable {
+		if _, err := b.subscribe(context.Background(), 1, testIP); ticketrush.ErrorCode(err) != ticketrush.EUnavailable {
 			t.Fatalf("subscribe after close: %v, want %s", err, ticketrush.EUnavailable)
 		}
 	})
@@ -355,11 +378,11 @@ func TestBrokerClose(t *testing.T) {
 func TestBrokerMaxStreams(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newFakeStore(event(1, 10, 10))
-		b := newBroker(store, interval, 2, quietLog())
+		b := newBroker(store, interval, 2, 0, quietLog())
 		defer b.close()
 		a := mustSubscribe(t, b, 1)
 		mustSubscribe(t, b, 1)
-		if _, err := b.subscribe(1); ticketrush.ErrorCode(err) != ticketrush.EOverloaded {
+		if _, err := b.subscribe(context.Background(), 1, testIP); ticketrush.ErrorCode(err) != ticketrush.EOverloaded {
 			t.Fatalf("third subscribe: %v, want %s", err, ticketrush.EOverloaded)
 		}
 		b.unsubscribe(a)

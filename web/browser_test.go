@@ -360,7 +360,7 @@ func TestBuyerCancelReturnsTickets(t *testing.T) {
 func TestBuyerSeesOthersReserve(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, serverOptions{})
-	e := s.createEvent(t, map[string]any{"name": "Canlı Sayaç", "ticket_quantity": 50})
+	e := s.createEvent(t, map[string]any{"name": "Canlı Sayaç", "ticket_quantity": 50, "max_per_order": 50})
 	b := newBrowser(t)
 	p := b.visitor("watcher")
 	p.do("open", chromedp.Navigate(s.URL+"/"))
@@ -377,13 +377,14 @@ func TestBuyerSeesOthersReserve(t *testing.T) {
 func TestBuyerTooBusyHonorsRetryAfter(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
-	var keys []string
+	var keys, visitors []string
 	busy := 1
 	wrap := func(api http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && r.URL.Path == "/api/reserve" {
 				mu.Lock()
 				keys = append(keys, r.Header.Get("Idempotency-Key"))
+				visitors = append(visitors, r.Header.Get("Visitor-Token"))
 				refuse := busy > 0
 				busy--
 				mu.Unlock()
@@ -416,6 +417,13 @@ func TestBuyerTooBusyHonorsRetryAfter(t *testing.T) {
 	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] {
 		t.Fatalf("Idempotency-Keys = %q, want one key reused by the retry", keys)
 	}
+	// The key is scoped to a visitor: the first attempt must already
+	// carry the token the retry sends, or the retry would be a new
+	// visitor holding tickets a second time.
+	if len(visitors) != 2 || visitors[0] == "" || visitors[0] != visitors[1] {
+		t.Fatalf("Visitor-Tokens = %q, want the same token on the first attempt and its retry", visitors)
+	}
+	p.until("the hold belongs to that visitor", fmt.Sprintf(`localStorage.getItem('ticketrush.visitor') === %q`, visitors[0]), uiWithin)
 }
 
 func TestBuyerExplainsRules(t *testing.T) {
@@ -521,4 +529,20 @@ func TestAdminDashboard(t *testing.T) {
 	// The token lives in this tab's session: a reload stays signed in.
 	p.do("reload", chromedp.Reload())
 	p.until("still signed in", visible("#dash")+` && !`+visible("#login"), uiWithin)
+}
+
+// A server without an admin token says so on the dashboard, instead of a
+// sign-in form that could only ever answer "refused".
+func TestAdminDashboardSaysAdminIsOff(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverOptions{noAdmin: true})
+	b := newBrowser(t)
+	p := b.visitor("organiser")
+	p.do("open", chromedp.Navigate(s.URL+"/admin"))
+	p.until("the admin-off message", `document.querySelector('#error').textContent.includes('Admin is switched off on this server')`, uiWithin)
+	p.until("no sign-in possible", `document.querySelector('#login-btn').disabled && document.querySelector('#token').disabled`, uiWithin)
+	if got := p.text("#error"); !strings.Contains(got, "--admin-token") {
+		t.Fatalf("message = %q, want it to name --admin-token", got)
+	}
+	p.shot("admin-disabled")
 }

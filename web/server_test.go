@@ -42,6 +42,13 @@ type serverOptions struct {
 	// db, when set, is the SQLite file, so two servers can share one
 	// database as two processes would; else a fresh one.
 	db string
+	// noAdmin starts the server without an admin token.
+	noAdmin bool
+	// maxStreamsPerIP is web.Config.MaxStreamsPerIP.
+	maxStreamsPerIP int
+	// keepQueues, when set, advances the waiting rooms this often, as
+	// every node of the binary does.
+	keepQueues time.Duration
 }
 
 // countingStore counts Event calls on the Store it wraps.
@@ -71,18 +78,20 @@ func newServer(t *testing.T, opts serverOptions) *server {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reads := new(atomic.Int64)
-	w := web.New(web.Config{Store: countingStore{st, reads}, Logger: log, Interval: opts.interval})
-	var api http.Handler = httpapi.New(httpapi.Config{Store: st, AdminToken: adminToken, Logger: log})
+	w := web.New(web.Config{Store: countingStore{st, reads}, Logger: log, Interval: opts.interval, MaxStreamsPerIP: opts.maxStreamsPerIP})
+	token := adminToken
+	if opts.noAdmin {
+		token = ""
+	}
+	// The pages and the stream are mounted in the API server as the
+	// binary does, so they pass through its middleware.
+	var api http.Handler = httpapi.New(httpapi.Config{Store: st, AdminToken: token, Logger: log,
+		Web: w.Handler(), WebRoutes: web.Routes})
 	if opts.wrapAPI != nil {
 		api = opts.wrapAPI(api)
 	}
-	mux := http.NewServeMux()
-	for _, p := range web.Routes {
-		mux.Handle(p, w.Handler())
-	}
-	mux.Handle("/", api)
 
-	srv := httptest.NewUnstartedServer(mux)
+	srv := httptest.NewUnstartedServer(api)
 	srv.Config.ReadHeaderTimeout = 5 * time.Second
 	srv.Config.ReadTimeout = 10 * time.Second
 	srv.Config.WriteTimeout = 30 * time.Second
@@ -91,7 +100,18 @@ func newServer(t *testing.T, opts serverOptions) *server {
 		srv.Config.WriteTimeout = opts.timeout
 	}
 	srv.Start()
+	stopKeeper := func() {}
+	if opts.keepQueues > 0 {
+		kctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ticketrush.KeepQueues(kctx, st, opts.keepQueues, log, nil)
+		}()
+		stopKeeper = func() { cancel(); <-done }
+	}
 	t.Cleanup(func() {
+		stopKeeper()
 		w.Close() // ends the streams, which would hold srv.Close up
 		srv.Close()
 		st.Close()

@@ -23,6 +23,10 @@ const writeTimeout = 10 * time.Second
 // once; two seconds spreads them a little without looking dead.
 const retryMillis = 2000
 
+// streamsRetryAfter is the Retry-After, in seconds, of a client over its
+// stream cap.
+const streamsRetryAfter = 10
+
 // stream answers GET /api/events/{id}/stream with server-sent events: an
 // "availability" event at once, another whenever the number changes (at
 // most one per broker interval), and a comment line every heartbeat.
@@ -36,15 +40,16 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, err)
 		return
 	}
-	sub, err := w.broker.subscribe(id)
+	sub, err := w.broker.subscribe(r.Context(), id, w.clientIP(r))
 	if err != nil {
 		writeError(rw, err)
 		return
 	}
 	defer w.broker.unsubscribe(sub)
 
-	// The status is decided by the first read: an unknown event is a 404
-	// like everywhere else in the API, not a stream that never speaks.
+	// subscribe read the event (or found it watched) before starting
+	// anything, so an unknown event was a 404 above and the first value is
+	// waiting.
 	var first Availability
 	select {
 	case first = <-sub.c:
@@ -140,11 +145,16 @@ func writeError(rw http.ResponseWriter, err error) {
 		body.Error.Fields = e.Fields
 	}
 	b, _ := json.Marshal(body)
+	httpapi.SetErrorCode(rw, code)
 	h := rw.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+	switch {
+	case code == ticketrush.ETooManyStreams:
+		// A place frees only when one of the client's own streams ends.
+		h.Set("Retry-After", strconv.Itoa(streamsRetryAfter))
+	case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
 		h.Set("Retry-After", "1")
 	}
 	rw.WriteHeader(status)

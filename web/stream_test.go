@@ -254,3 +254,70 @@ func TestPagesAndAssets(t *testing.T) {
 		}
 	}
 }
+
+// An unknown event is answered 404 through the whole server, after one
+// read and with no poller left behind: nothing reads it afterwards.
+func TestStreamUnknownEventStartsNoPoller(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	s := newServer(t, serverOptions{interval: interval})
+	s.reads.Store(0)
+	for range 5 {
+		res, err := s.Client().Get(s.URL + "/api/events/424242/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"code":"event_not_found"`) {
+			t.Fatalf("unknown event: %d %s", res.StatusCode, b)
+		}
+	}
+	after := s.reads.Load()
+	time.Sleep(10 * interval)
+	if got := s.reads.Load(); after != 5 || got != after {
+		t.Fatalf("reads: %d for 5 refused streams, %d after %v; want 5 and no more (no poller)", after, got, 10*interval)
+	}
+}
+
+// One client address holds at most its cap of streams, through the whole
+// server and its middleware; over it the answer is 429 too_many_streams
+// with Retry-After, and a closed stream frees its place.
+func TestStreamCapPerClientIP(t *testing.T) {
+	s := newServer(t, serverOptions{maxStreamsPerIP: 3})
+	e := s.createEvent(t, map[string]any{"name": "Kalabalık", "ticket_quantity": 5})
+	streams := make([]*sse, 3)
+	for i := range streams {
+		streams[i] = openStream(t, s, e.ID)
+		streams[i].next(t, 2*time.Second)
+	}
+	res, err := s.Client().Get(fmt.Sprintf("%s/api/events/%d/stream", s.URL, e.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), `"code":"too_many_streams"`) || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("fourth stream: %d Retry-After %q %s; want 429 too_many_streams with Retry-After", res.StatusCode, res.Header.Get("Retry-After"), b)
+	}
+	// The rest of the API is not affected.
+	s.reserve(t, e.ID, 1)
+
+	streams[0].res.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, fmt.Sprintf("%s/api/events/%d/stream", s.URL, e.ID), nil)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == http.StatusOK {
+			res.Body.Close()
+			break
+		}
+		res.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream did not free its place: %d", res.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -38,6 +39,11 @@ const (
 	// DefaultMaxStreams bounds the open streams of one process, so a flood
 	// of connections meets a 503 before it exhausts file descriptors.
 	DefaultMaxStreams = 10000
+	// DefaultMaxStreamsPerIP bounds the open streams of one client
+	// address: a browser tab holds one, so this leaves room for a family
+	// or an office behind one NAT, yet one client cannot take the
+	// process's whole DefaultMaxStreams.
+	DefaultMaxStreamsPerIP = 64
 )
 
 // Routes are the method and path patterns Handler serves, in the syntax of
@@ -65,6 +71,14 @@ type Config struct {
 	// MaxStreams caps the streams open at once in this process; 0 means
 	// DefaultMaxStreams.
 	MaxStreams int
+	// MaxStreamsPerIP caps the streams open at once from one client
+	// address (as ClientIP names it); over it a stream is answered 429
+	// too_many_streams. 0 means DefaultMaxStreamsPerIP, below 0 no cap.
+	MaxStreamsPerIP int
+	// ClientIP names the client of a request; nil means the connection's
+	// peer address. Behind a reverse proxy pass the same function the
+	// rate limit uses, or every visitor counts as the proxy.
+	ClientIP func(*http.Request) string
 }
 
 // Web serves the pages, their assets and the availability stream.
@@ -74,6 +88,7 @@ type Web struct {
 	heartbeat time.Duration
 	assets    map[string]*asset // by path under static/
 	mux       *http.ServeMux
+	clientIP  func(*http.Request) string
 	noFlush   sync.Once // logs once that a writer cannot flush
 }
 
@@ -107,7 +122,15 @@ func New(cfg Config) *Web {
 	if maxStreams <= 0 {
 		maxStreams = DefaultMaxStreams
 	}
-	w.broker = newBroker(cfg.Store, interval, maxStreams, w.log)
+	perIP := cfg.MaxStreamsPerIP
+	if perIP == 0 {
+		perIP = DefaultMaxStreamsPerIP
+	}
+	w.clientIP = cfg.ClientIP
+	if w.clientIP == nil {
+		w.clientIP = peerIP
+	}
+	w.broker = newBroker(cfg.Store, interval, maxStreams, perIP, w.log)
 	w.assets = loadAssets()
 
 	w.mux.HandleFunc("GET /{$}", w.page("index.html"))
@@ -115,6 +138,14 @@ func New(cfg Config) *Web {
 	w.mux.HandleFunc("GET /static/{file...}", w.staticFile)
 	w.mux.HandleFunc("GET /api/events/{id}/stream", w.stream)
 	return w
+}
+
+// peerIP is the connection's peer address without its port.
+func peerIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // Handler returns the handler of the routes in Routes.

@@ -21,11 +21,13 @@ import (
 
 // Defines values for ErrorErrorCode.
 const (
+	ErrorErrorCodeAdminDisabled               ErrorErrorCode = "admin_disabled"
 	ErrorErrorCodeAdmissionExpired            ErrorErrorCode = "admission_expired"
 	ErrorErrorCodeAdmissionInvalid            ErrorErrorCode = "admission_invalid"
 	ErrorErrorCodeAdmissionRequired           ErrorErrorCode = "admission_required"
 	ErrorErrorCodeBodyTooLarge                ErrorErrorCode = "body_too_large"
 	ErrorErrorCodeChallengeFailed             ErrorErrorCode = "challenge_failed"
+	ErrorErrorCodeCrossSiteRequest            ErrorErrorCode = "cross_site_request"
 	ErrorErrorCodeEventHasReservations        ErrorErrorCode = "event_has_reservations"
 	ErrorErrorCodeEventNotFound               ErrorErrorCode = "event_not_found"
 	ErrorErrorCodeIdempotencyKeyReused        ErrorErrorCode = "idempotency_key_reused"
@@ -47,6 +49,7 @@ const (
 	ErrorErrorCodeReservationNotFound         ErrorErrorCode = "reservation_not_found"
 	ErrorErrorCodeSaleClosed                  ErrorErrorCode = "sale_closed"
 	ErrorErrorCodeSaleNotStarted              ErrorErrorCode = "sale_not_started"
+	ErrorErrorCodeTooManyStreams              ErrorErrorCode = "too_many_streams"
 	ErrorErrorCodeUnauthorized                ErrorErrorCode = "unauthorized"
 	ErrorErrorCodeUnavailable                 ErrorErrorCode = "unavailable"
 	ErrorErrorCodeUnsupportedMediaType        ErrorErrorCode = "unsupported_media_type"
@@ -59,6 +62,8 @@ const (
 // Valid indicates whether the value is a known member of the ErrorErrorCode enum.
 func (e ErrorErrorCode) Valid() bool {
 	switch e {
+	case ErrorErrorCodeAdminDisabled:
+		return true
 	case ErrorErrorCodeAdmissionExpired:
 		return true
 	case ErrorErrorCodeAdmissionInvalid:
@@ -68,6 +73,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeBodyTooLarge:
 		return true
 	case ErrorErrorCodeChallengeFailed:
+		return true
+	case ErrorErrorCodeCrossSiteRequest:
 		return true
 	case ErrorErrorCodeEventHasReservations:
 		return true
@@ -110,6 +117,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeSaleClosed:
 		return true
 	case ErrorErrorCodeSaleNotStarted:
+		return true
+	case ErrorErrorCodeTooManyStreams:
 		return true
 	case ErrorErrorCodeUnauthorized:
 		return true
@@ -503,6 +512,9 @@ type VisitorToken = UUID
 // VisitorTokenOptional defines model for VisitorTokenOptional.
 type VisitorTokenOptional = UUID
 
+// AdminForbidden defines model for AdminForbidden.
+type AdminForbidden = Error
+
 // AdmissionRefused defines model for AdmissionRefused.
 type AdmissionRefused = Error
 
@@ -523,6 +535,9 @@ type CancelConflict = Error
 
 // ChallengeFailed defines model for ChallengeFailed.
 type ChallengeFailed = Error
+
+// CrossSite defines model for CrossSite.
+type CrossSite = Error
 
 // EventHasReservations defines model for EventHasReservations.
 type EventHasReservations = Error
@@ -562,6 +577,9 @@ type ReserveConflict = Error
 
 // ReserveUnprocessable defines model for ReserveUnprocessable.
 type ReserveUnprocessable = Error
+
+// TooManyStreams defines model for TooManyStreams.
+type TooManyStreams = Error
 
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = Error
@@ -886,7 +904,10 @@ type ClientInterface interface {
 	// line every 15 seconds as a heartbeat. Each message's data is
 	// `{"event_id":1,"ticket_quantity":1990,"capacity":2000}`. Each server
 	// process polls the database once per interval per watched event, however
-	// many clients listen.
+	// many clients listen. An unknown event is answered 404 before anything
+	// is watched. One client IP may hold a limited number of streams at once
+	// (`--max-streams-per-ip`, 64 by default); past it the answer is 429
+	// `too_many_streams` with `Retry-After`.
 	//
 	// Corresponds with GET /api/events/{id}/stream (the `StreamEvent` operationId).
 	StreamEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -929,7 +950,11 @@ type ClientInterface interface {
 	// and in the `Visitor-Token` response header, and the client sends it
 	// with every later request. With an `Idempotency-Key` seen before for
 	// this visitor and the same body, the first reservation is returned and
-	// no more tickets are taken.
+	// no more tickets are taken. An `Idempotency-Key` without a
+	// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+	// belong to a visitor, and without one a retry would create a second
+	// visitor and hold tickets twice. A client that wants safe retries
+	// creates its token (any UUID) before its first reserve.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -943,7 +968,11 @@ type ClientInterface interface {
 	// and in the `Visitor-Token` response header, and the client sends it
 	// with every later request. With an `Idempotency-Key` seen before for
 	// this visitor and the same body, the first reservation is returned and
-	// no more tickets are taken.
+	// no more tickets are taken. An `Idempotency-Key` without a
+	// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+	// belong to a visitor, and without one a retry would create a second
+	// visitor and hold tickets twice. A client that wants safe retries
+	// creates its token (any UUID) before its first reserve.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1282,7 +1311,10 @@ func (c *Client) QueueChallenge(ctx context.Context, idParam IDParam, params *Qu
 // line every 15 seconds as a heartbeat. Each message's data is
 // `{"event_id":1,"ticket_quantity":1990,"capacity":2000}`. Each server
 // process polls the database once per interval per watched event, however
-// many clients listen.
+// many clients listen. An unknown event is answered 404 before anything
+// is watched. One client IP may hold a limited number of streams at once
+// (`--max-streams-per-ip`, 64 by default); past it the answer is 429
+// `too_many_streams` with `Retry-After`.
 //
 // Corresponds with GET /api/events/{id}/stream (the `StreamEvent` operationId).
 func (c *Client) StreamEvent(ctx context.Context, idParam IDParam, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1385,7 +1417,11 @@ func (c *Client) GetReservation(ctx context.Context, idParam IDParam, params *Ge
 // and in the `Visitor-Token` response header, and the client sends it
 // with every later request. With an `Idempotency-Key` seen before for
 // this visitor and the same body, the first reservation is returned and
-// no more tickets are taken.
+// no more tickets are taken. An `Idempotency-Key` without a
+// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+// belong to a visitor, and without one a retry would create a second
+// visitor and hold tickets twice. A client that wants safe retries
+// creates its token (any UUID) before its first reserve.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1409,7 +1445,11 @@ func (c *Client) ReserveWithBody(ctx context.Context, params *ReserveParams, con
 // and in the `Visitor-Token` response header, and the client sends it
 // with every later request. With an `Idempotency-Key` seen before for
 // this visitor and the same body, the first reservation is returned and
-// no more tickets are taken.
+// no more tickets are taken. An `Idempotency-Key` without a
+// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+// belong to a visitor, and without one a retry would create a second
+// visitor and hold tickets twice. A client that wants safe retries
+// creates its token (any UUID) before its first reserve.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2509,7 +2549,10 @@ type ClientWithResponsesInterface interface {
 	// line every 15 seconds as a heartbeat. Each message's data is
 	// `{"event_id":1,"ticket_quantity":1990,"capacity":2000}`. Each server
 	// process polls the database once per interval per watched event, however
-	// many clients listen.
+	// many clients listen. An unknown event is answered 404 before anything
+	// is watched. One client IP may hold a limited number of streams at once
+	// (`--max-streams-per-ip`, 64 by default); past it the answer is 429
+	// `too_many_streams` with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2560,7 +2603,11 @@ type ClientWithResponsesInterface interface {
 	// and in the `Visitor-Token` response header, and the client sends it
 	// with every later request. With an `Idempotency-Key` seen before for
 	// this visitor and the same body, the first reservation is returned and
-	// no more tickets are taken.
+	// no more tickets are taken. An `Idempotency-Key` without a
+	// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+	// belong to a visitor, and without one a retry would create a second
+	// visitor and hold tickets twice. A client that wants safe retries
+	// creates its token (any UUID) before its first reserve.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2574,7 +2621,11 @@ type ClientWithResponsesInterface interface {
 	// and in the `Visitor-Token` response header, and the client sends it
 	// with every later request. With an `Idempotency-Key` seen before for
 	// this visitor and the same body, the first reservation is returned and
-	// no more tickets are taken.
+	// no more tickets are taken. An `Idempotency-Key` without a
+	// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+	// belong to a visitor, and without one a retry would create a second
+	// visitor and hold tickets twice. A client that wants safe retries
+	// creates its token (any UUID) before its first reserve.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2717,6 +2768,8 @@ type CreateEventResponse struct {
 	JSON400 *InvalidJSON
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *AdminForbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *BodyTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -2750,6 +2803,11 @@ func (r CreateEventResponse) GetJSON400() *InvalidJSON {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateEventResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateEventResponse) GetJSON403() *AdminForbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -3166,6 +3224,8 @@ type EventStatsResponse struct {
 	JSON200 *StatsResponse
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *AdminForbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *EventNotFound
 	// JSON422 the response for an HTTP 422 `application/json` response
@@ -3192,6 +3252,11 @@ func (r EventStatsResponse) GetJSON200() *StatsResponse {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r EventStatsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r EventStatsResponse) GetJSON403() *AdminForbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -3531,6 +3596,11 @@ type JoinQueueResponse201Headers struct {
 	VisitorToken UUIDLower
 }
 
+// JoinQueueResponse409Headers the declared response headers of an HTTP 409 response for JoinQueue
+type JoinQueueResponse409Headers struct {
+	RetryAfter *int
+}
+
 // JoinQueueResponse429Headers the declared response headers of an HTTP 429 response for JoinQueue
 type JoinQueueResponse429Headers struct {
 	RetryAfter int
@@ -3570,6 +3640,8 @@ type JoinQueueResponse struct {
 	Headers200 *JoinQueueResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *JoinQueueResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *JoinQueueResponse409Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *JoinQueueResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -3764,6 +3836,11 @@ func (r QueueChallengeResponse) ContentType() string {
 	return ""
 }
 
+// StreamEventResponse429Headers the declared response headers of an HTTP 429 response for StreamEvent
+type StreamEventResponse429Headers struct {
+	RetryAfter int
+}
+
 // StreamEventResponse503Headers the declared response headers of an HTTP 503 response for StreamEvent
 type StreamEventResponse503Headers struct {
 	RetryAfter int
@@ -3776,8 +3853,12 @@ type StreamEventResponse struct {
 	JSON404 *EventNotFound
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *ValidationFailed
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyStreams
 	// JSON503 the response for an HTTP 503 `application/json` response
-	JSON503 *Unavailable
+	JSON503 *Overloaded
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamEventResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *StreamEventResponse503Headers
 }
@@ -3792,8 +3873,13 @@ func (r StreamEventResponse) GetJSON422() *ValidationFailed {
 	return r.JSON422
 }
 
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r StreamEventResponse) GetJSON429() *TooManyStreams {
+	return r.JSON429
+}
+
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
-func (r StreamEventResponse) GetJSON503() *Unavailable {
+func (r StreamEventResponse) GetJSON503() *Overloaded {
 	return r.JSON503
 }
 
@@ -3898,6 +3984,8 @@ type PurchaseResponse struct {
 	JSON200 *ReservationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequestVisitor
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *CrossSite
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *ReservationNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -3930,6 +4018,11 @@ func (r PurchaseResponse) GetJSON200() *ReservationResponse {
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r PurchaseResponse) GetJSON400() *BadRequestVisitor {
 	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PurchaseResponse) GetJSON403() *CrossSite {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -4023,12 +4116,16 @@ type CancelReservationResponse struct {
 	JSON200 *ReservationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequestVisitorHeader
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *CrossSite
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *ReservationNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *CancelConflict
 	// JSON410 the response for an HTTP 410 `application/json` response
 	JSON410 *Expired
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *ValidationFailed
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -4053,6 +4150,11 @@ func (r CancelReservationResponse) GetJSON400() *BadRequestVisitorHeader {
 	return r.JSON400
 }
 
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CancelReservationResponse) GetJSON403() *CrossSite {
+	return r.JSON403
+}
+
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CancelReservationResponse) GetJSON404() *ReservationNotFound {
 	return r.JSON404
@@ -4066,6 +4168,11 @@ func (r CancelReservationResponse) GetJSON409() *CancelConflict {
 // GetJSON410 returns the response for an HTTP 410 `application/json` response
 func (r CancelReservationResponse) GetJSON410() *Expired {
 	return r.JSON410
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CancelReservationResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
@@ -4748,7 +4855,10 @@ func (c *ClientWithResponses) QueueChallengeWithResponse(ctx context.Context, id
 // line every 15 seconds as a heartbeat. Each message's data is
 // `{"event_id":1,"ticket_quantity":1990,"capacity":2000}`. Each server
 // process polls the database once per interval per watched event, however
-// many clients listen.
+// many clients listen. An unknown event is answered 404 before anything
+// is watched. One client IP may hold a limited number of streams at once
+// (`--max-streams-per-ip`, 64 by default); past it the answer is 429
+// `too_many_streams` with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4835,7 +4945,11 @@ func (c *ClientWithResponses) GetReservationWithResponse(ctx context.Context, id
 // and in the `Visitor-Token` response header, and the client sends it
 // with every later request. With an `Idempotency-Key` seen before for
 // this visitor and the same body, the first reservation is returned and
-// no more tickets are taken.
+// no more tickets are taken. An `Idempotency-Key` without a
+// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+// belong to a visitor, and without one a retry would create a second
+// visitor and hold tickets twice. A client that wants safe retries
+// creates its token (any UUID) before its first reserve.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4855,7 +4969,11 @@ func (c *ClientWithResponses) ReserveWithBodyWithResponse(ctx context.Context, p
 // and in the `Visitor-Token` response header, and the client sends it
 // with every later request. With an `Idempotency-Key` seen before for
 // this visitor and the same body, the first reservation is returned and
-// no more tickets are taken.
+// no more tickets are taken. An `Idempotency-Key` without a
+// `Visitor-Token` is refused with 400 `visitor_token_required`: keys
+// belong to a visitor, and without one a retry would create a second
+// visitor and hold tickets twice. A client that wants safe retries
+// creates its token (any UUID) before its first reserve.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5028,6 +5146,13 @@ func ParseCreateEventResponse(rsp *http.Response) (*CreateEventResponse, error) 
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest BodyTooLarge
@@ -5463,6 +5588,13 @@ func ParseEventStatsResponse(rsp *http.Response) (*EventStatsResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest EventNotFound
@@ -5927,6 +6059,16 @@ func ParseJoinQueueResponse(rsp *http.Response) (*JoinQueueResponse, error) {
 			headers.VisitorToken = value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers JoinQueueResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 429:
 		var headers JoinQueueResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6081,8 +6223,15 @@ func ParseStreamEventResponse(rsp *http.Response) (*StreamEventResponse, error) 
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyStreams
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
+		var dest Overloaded
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -6091,6 +6240,16 @@ func ParseStreamEventResponse(rsp *http.Response) (*StreamEventResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers StreamEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers StreamEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6179,6 +6338,13 @@ func ParsePurchaseResponse(rsp *http.Response) (*PurchaseResponse, error) {
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossSite
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ReservationNotFound
@@ -6299,6 +6465,13 @@ func ParseCancelReservationResponse(rsp *http.Response) (*CancelReservationRespo
 		}
 		response.JSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossSite
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ReservationNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6319,6 +6492,13 @@ func ParseCancelReservationResponse(rsp *http.Response) (*CancelReservationRespo
 			return nil, err
 		}
 		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ValidationFailed

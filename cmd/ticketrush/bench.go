@@ -18,7 +18,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--json]
+		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--events 1] [--max-per-visitor 0] [--json]
 
 Measures reserve throughput over real HTTP on loopback, for each backend it
 can reach (SQLite unless --sqlite=false, in a new directory under $TMPDIR
@@ -60,6 +60,8 @@ Flags:
 	fs.StringVar(&c.Load, "load", bench.LoadAuto, "load generator: wrk (a separate process), go (goroutines in this process) or auto (wrk when installed, else go)")
 	fs.StringVar(&c.Wrk, "wrk", "wrk", "the wrk executable")
 	fs.IntVar(&c.WrkThreads, "wrk-threads", bench.DefaultWrkThreads, "wrk's threads")
+	fs.IntVar(&c.Events, "events", 1, "spread the reserves uniformly over this many events (each connection's requests take the events in turn)")
+	fs.Int64Var(&c.MaxPerVisitor, "max-per-visitor", 0, "the bench events' max_per_visitor (0: no cap)")
 	checkout := fs.Bool("checkout", false, "measure checkout and reads instead (needs wrk): reserves, then purchases (each its own hold and visitor), GET /api/events with 20 events, GET /api/events/{id} and /healthz on each server")
 	rounds := fs.Int("rounds", 1, "with --checkout: repeat every run this many times, backends interleaved, and report the medians")
 	if err := parse(fs, args); err != nil {
@@ -89,6 +91,12 @@ Flags:
 		return errUsage
 	case c.Load != bench.LoadAuto && c.Load != bench.LoadWrk && c.Load != bench.LoadGo:
 		fmt.Fprintf(stderr, "--load %q: want auto, wrk or go\n", c.Load)
+		return errUsage
+	case c.Events < 1 || c.Events > bench.MaxEvents:
+		fmt.Fprintf(stderr, "--events must be from 1 to %d\n", bench.MaxEvents)
+		return errUsage
+	case c.MaxPerVisitor < 0:
+		fmt.Fprintln(stderr, "--max-per-visitor must not be negative")
 		return errUsage
 	case c.WrkThreads < 1:
 		fmt.Fprintln(stderr, "--wrk-threads must be at least 1")

@@ -41,6 +41,15 @@ func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 // openStore opens the backend a database URL names. now is nil in
 // production: each backend then uses its own clock (Redis uses its server's).
 func openStore(ctx context.Context, dsn string, now ticketrush.Clock) (store, string, error) {
+	s, backend, err := openStoreRaw(ctx, dsn, now)
+	if err != nil && backend != "" {
+		return nil, backend, operatorError("open the "+backend+" database", dsn, err)
+	}
+	return s, backend, err
+}
+
+// openStoreRaw is openStore with the backend's own errors.
+func openStoreRaw(ctx context.Context, dsn string, now ticketrush.Clock) (store, string, error) {
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	switch {
@@ -50,10 +59,16 @@ func openStore(ctx context.Context, dsn string, now ticketrush.Clock) (store, st
 			return nil, "", fmt.Errorf("--db %q: want sqlite:PATH", dsn)
 		}
 		s, err := sqlite.Open(octx, path, sqlite.Options{Now: now})
-		return s, "sqlite", err
+		if err != nil {
+			return nil, "sqlite", err
+		}
+		return s, "sqlite", nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s, err := postgres.Open(octx, dsn, postgres.Options{Now: now})
-		return s, "postgres", err
+		if err != nil {
+			return nil, "postgres", err
+		}
+		return s, "postgres", nil
 	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
 		u, opts, err := redisOptions(dsn)
 		if err != nil {
@@ -61,7 +76,10 @@ func openStore(ctx context.Context, dsn string, now ticketrush.Clock) (store, st
 		}
 		opts.Now = now
 		s, err := redis.Open(octx, u, opts)
-		return s, "redis", err
+		if err != nil {
+			return nil, "redis", err
+		}
+		return s, "redis", nil
 	default:
 		return nil, "", fmt.Errorf("--db %q: want sqlite:PATH, postgres://…, postgresql://…, redis://… or rediss://…", dsn)
 	}
@@ -143,7 +161,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer s.Close()
 	if err := s.Migrate(ctx); err != nil {
-		return err
+		return operatorError("migrate the "+backend+" database", *db, err)
 	}
 	fmt.Fprintf(stdout, "migrated %s database\n", backend)
 	return nil
@@ -157,22 +175,27 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		fs.PrintDefaults()
 	}
 	db := dbFlag(fs, getenv)
-	hold := fs.Duration("hold", envDuration(getenv, "TICKETRUSH_HOLD", ticketrush.DefaultHold), "hold time of the demo event (env TICKETRUSH_HOLD)")
+	var envErrs envErrors
+	hold := new(time.Duration)
+	durationVar(fs, &envErrs, getenv, hold, "hold", "TICKETRUSH_HOLD", ticketrush.DefaultHold, "hold time of the demo event, a `duration` such as 5m or 90s (env TICKETRUSH_HOLD)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	s, _, err := openStore(ctx, *db, nil)
+	if err := envErrs.err(); err != nil {
+		return err
+	}
+	s, backend, err := openStore(ctx, *db, nil)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if err := s.Migrate(ctx); err != nil {
-		return err
+		return operatorError("migrate the "+backend+" database", *db, err)
 	}
 	e, err := seedDemo(ctx, s, *hold)
 	switch {
 	case err != nil:
-		return err
+		return operatorError("seed the demo event into the "+backend+" database", *db, err)
 	case e == nil:
 		fmt.Fprintln(stdout, "database already has events; nothing seeded")
 	default:

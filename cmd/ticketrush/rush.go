@@ -66,8 +66,15 @@ or abandons the hold; --concurrency visitors are in flight at once, and
 requests go round robin over every --url. Afterwards every acknowledged
 reservation is read back and the servers' counts are checked: nothing
 oversold, capacity == available + held + purchased, held + purchased ==
-acknowledged − cancelled, no 5xx, every node reports the same stock.
-Exits 1 when a check fails.
+acknowledged − cancelled (holds that expired during the run counted from
+the server's expired count), no 5xx, every node reports the same stock.
+
+The verdict is PASS only when every check held. A check that could not be
+run (the server's counts need --admin-token) makes it PARTIAL: the report
+names each and why, and the exit status is 3 unless --partial-ok.
+
+Exit status: 0 PASS; 1 a check failed (FAIL); 2 bad command line;
+3 PARTIAL (nothing failed, something could not be verified).
 
 With --humans or --bots it runs a fairness rehearsal instead: it creates a
 hidden event with a waiting room (and, with --compare, one without) and
@@ -84,18 +91,20 @@ Flags:
 	amounts := amountList(rush.DefaultAmounts)
 	fs.Var(&urls, "url", "base URL of a server, e.g. http://127.0.0.1:8080; repeat (or separate with commas) for several nodes")
 	event := fs.Int64("event", 0, "id of the event to sell")
-	create := fs.Int64("create", 0, "create an event with this many tickets and sell it (needs the admin token)")
+	create := fs.Int64("create", 0, "create an event with this many tickets and sell it (needs the admin token); it is hidden from the public listing unless --listed")
+	listed := fs.Bool("listed", false, "with --create: list the created event on the buyer page and in GET /api/events")
 	hold := fs.Duration("hold", 0, "hold time of the created event (default: the server's)")
 	visitors := fs.Int("visitors", 1000, "how many visitors come")
 	concurrency := fs.Int("concurrency", 64, "how many visitors are in flight at once")
 	fs.Var(&amounts, "amounts", "ticket counts a visitor picks from, uniformly")
 	purchase := fs.Float64("purchase", 0.6, "probability that a visitor holding tickets buys them")
 	cancel := fs.Float64("cancel", 0.1, "probability that a visitor holding tickets cancels; the others abandon the hold")
-	token := fs.String("admin-token", getenv("TICKETRUSH_ADMIN_TOKEN"), "admin token, to create the event and read its stats; without it verification is partial (env TICKETRUSH_ADMIN_TOKEN)")
+	token := fs.String("admin-token", getenv("TICKETRUSH_ADMIN_TOKEN"), "admin token, to create the event and read its stats; without it the checks on the server's counts cannot run and the verdict is PARTIAL (env TICKETRUSH_ADMIN_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each request")
 	retries := fs.Int("retries", 2, "times a visitor repeats a step that was shed (429/503 with Retry-After) or failed; 0 for none")
 	seed := fs.Uint64("seed", 0, "seed of the visitors' choices (default: random)")
+	partialOK := fs.Bool("partial-ok", false, "exit 0 when the verdict is PARTIAL (checks skipped, none failed) instead of 3")
 	var fair fairFlags
 	fair.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -125,6 +134,7 @@ Flags:
 		URLs:        urls,
 		EventID:     *event,
 		Create:      *create,
+		Listed:      *listed,
 		Hold:        *hold,
 		Visitors:    *visitors,
 		Concurrency: *concurrency,
@@ -160,8 +170,20 @@ Flags:
 		}
 		return exitError{code: 1, msg: "rush: verification failed: " + strings.Join(names, "; ")}
 	}
+	if skipped := rep.Skipped(); len(skipped) > 0 && !*partialOK {
+		names := make([]string, len(skipped))
+		for i, c := range skipped {
+			names[i] = c.Name
+		}
+		return exitError{code: exitPartial, msg: "rush: PARTIAL: not verified: " + strings.Join(names, "; ") +
+			" (give --admin-token to verify them, or --partial-ok to accept a partial rehearsal)"}
+	}
 	return nil
 }
+
+// exitPartial is the exit status of a rehearsal that verified only part of
+// what it checks: not a failure, but not a pass a script may rely on.
+const exitPartial = 3
 
 // isTerminal reports whether w is a terminal, where progress is a bar
 // redrawn in place rather than a line every few seconds.

@@ -47,7 +47,7 @@ func TestRushCommand(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"PASS  acknowledged ≤ capacity", "PASS  capacity == available + held + purchased",
-		"PASS  held + purchased == acknowledged − cancelled", "PASS  every acknowledged reservation readable",
+		"PASS  held + purchased + expired == acknowledged − cancelled", "PASS  every acknowledged reservation readable",
 		"PASS  no 5xx", "PASS  every node reports the same stock", "PASS: no overselling", "amounts 1,3",
 	} {
 		if !strings.Contains(out, want) {
@@ -58,20 +58,53 @@ func TestRushCommand(t *testing.T) {
 		t.Errorf("no progress lines on stderr: %q", stderr.String())
 	}
 
-	// --json, on the event just sold out, without the admin token:
-	// verification is partial but passes.
+	// --json, on the event just sold out, without the admin token and
+	// with --partial-ok: nothing failed, the verdict is PARTIAL, exit 0.
 	stdout.Reset()
-	err = run(t.Context(), []string{"rush", "--url", base + "," + base, "--event", "2", "--visitors", "50", "--json"},
+	err = run(t.Context(), []string{"rush", "--url", base + "," + base, "--event", "2", "--visitors", "50", "--json", "--partial-ok"},
 		func(string) string { return "" }, &stdout, io.Discard)
 	if err != nil {
-		t.Fatalf("rush --json: %v\n%s", err, stdout.String())
+		t.Fatalf("rush --json --partial-ok: %v\n%s", err, stdout.String())
 	}
 	var rep rush.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout.String())
 	}
-	if !rep.OK || !rep.Partial || rep.Event.ID != 2 || len(rep.Nodes) != 2 || rep.Outcomes.Reserved+rep.Outcomes.SoldOut != 50 {
+	if !rep.OK || !rep.Partial || rep.Result != rush.Partial || rep.Event.ID != 2 || len(rep.Nodes) != 2 || rep.Outcomes.Reserved+rep.Outcomes.SoldOut != 50 {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// TestRushWithoutAdminTokenIsPartial: without the admin token, rush never
+// prints PASS: it says PARTIAL, names each check it could not run and why,
+// and exits with status 3 (0 only with --partial-ok).
+func TestRushWithoutAdminTokenIsPartial(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	base, _ := startServe(t, serveConfig{db: db, adminToken: "secret"})
+	var stdout bytes.Buffer
+	err := run(t.Context(), []string{"rush", "--url", base, "--event", "1", "--visitors", "40", "--concurrency", "8"},
+		func(string) string { return "" }, &stdout, io.Discard)
+	var ex exitError
+	if !errors.As(err, &ex) || ex.code != exitPartial || exitPartial == 0 || exitPartial == 1 || exitPartial == 2 {
+		t.Fatalf("rush without an admin token: err %v, want exit status %d (distinct from 0, 1, 2)\n%s", err, exitPartial, stdout.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "PASS: ") || strings.Contains(out, "every check held") {
+		t.Errorf("a partial rehearsal printed a PASS verdict:\n%s", out)
+	}
+	for _, want := range []string{
+		"PARTIAL: no check failed, but 2 of",
+		"- capacity == available + held + purchased: not verified: reading the server's stats needs the admin token",
+		"- held + purchased + expired == acknowledged − cancelled: not verified",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{"PARTIAL", "capacity == available + held + purchased", "--admin-token", "--partial-ok"} {
+		if !strings.Contains(ex.msg, want) {
+			t.Errorf("exit message %q lacks %q", ex.msg, want)
+		}
 	}
 }
 
@@ -185,7 +218,7 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 func startNode(t *testing.T, bin, db, strategy string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--admin-token", "node-secret",
-		"--strategy", strategy, "--log-level", "info")
+		"--strategy", strategy, "--log-level", "info", "--rate-limit", "0")
 	cmd.Env = append(os.Environ(), "TICKETRUSH_DB=", "DATABASE_URL=")
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
