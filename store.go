@@ -86,6 +86,22 @@ type Store interface {
 	// hold past its ExpiresAt (which it releases as expired).
 	Cancel(ctx context.Context, id int64, visitor string) (*Reservation, error)
 
+	// SettleBatch is group commit of purchases and cancels: it decides
+	// reqs, in order, in one transaction, as if each were a Purchase or a
+	// Cancel applied one after the other (so a purchase then a cancel of
+	// one hold in one batch give the purchase and EAlreadyPurchased). The
+	// requests may name holds of any events. It returns one result per
+	// request, in order, after the commit: the same reservation or domain
+	// error the single call would give, and EExpired for a hold past its
+	// ExpiresAt, which the same commit releases (status expired, tickets
+	// back on sale). If the transaction fails it returns an error and no
+	// result: nothing applied (EUnavailable), or, when the commit was sent
+	// and its answer lost, EOutcomeUnknown. A backend that commits a batch
+	// in parts of distinct holds (Redis, one script per event; PostgreSQL,
+	// the plain sales first) may instead answer the requests of a part
+	// that failed with that error and the others with their results.
+	SettleBatch(ctx context.Context, reqs []SettleRequest) ([]SettleResult, error)
+
 	// Stats counts the event's tickets by state; Available is
 	// TicketQuantity, Held counts holds not yet released (status reserved).
 	// Returns EEventNotFound.
@@ -132,6 +148,28 @@ func CheckBatches(batches []EventBatch) error {
 // the original) or a group-commit batcher over a Store.
 type Reserver interface {
 	Reserve(ctx context.Context, r ReserveRequest) (*Reservation, error)
+}
+
+// Settlers are the purchase-and-cancel strategies: a Store itself (one
+// transaction per call) or a group-commit batcher over a Store.
+type Settler interface {
+	Purchase(ctx context.Context, id int64, visitor string) (*Reservation, error)
+	Cancel(ctx context.Context, id int64, visitor string) (*Reservation, error)
+}
+
+// SettleRequest asks to purchase or cancel the visitor's hold ID.
+type SettleRequest struct {
+	// Cancel is false for a purchase, true for a cancel.
+	Cancel  bool
+	ID      int64
+	Visitor string
+}
+
+// SettleResult is the outcome of one SettleRequest in a batch: exactly one
+// of Reservation and Err is set.
+type SettleResult struct {
+	Reservation *Reservation
+	Err         error
 }
 
 // HoldUntil returns when a hold made at now for an event ends.

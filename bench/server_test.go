@@ -21,13 +21,16 @@ func testServe(ctx context.Context, s ticketrush.Store, _ string, ln net.Listene
 	reg := prometheus.NewRegistry()
 	var reserver ticketrush.Reserver = s
 	var b *batch.Batcher
+	var checkout *batch.Options
 	if set.Strategy == "batch" {
 		b = batch.New(s, batch.Options{MaxBatch: set.MaxBatch, MaxQueue: set.MaxQueue, Timeout: set.Timeout, Metrics: batch.NewMetrics(reg)})
 		reserver = b
+		checkout = &batch.Options{MaxBatch: set.MaxBatch, MaxQueue: set.MaxQueue, Timeout: set.Timeout}
 	}
 	api := httpapi.New(httpapi.Config{
 		Store:       s,
 		Reserver:    reserver,
+		Checkout:    checkout,
 		AdminToken:  set.AdminToken,
 		DefaultHold: set.Hold,
 		Timeout:     set.Timeout,
@@ -46,6 +49,7 @@ func testServe(ctx context.Context, s ticketrush.Store, _ string, ln net.Listene
 	if b != nil {
 		b.Close()
 	}
+	api.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -81,6 +81,7 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := q.UpdateEvent(ctx, id, u)
 	s.wr.rooms.forget(id)
+	s.events.invalidate()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -104,6 +105,7 @@ func (s *Server) deleteEvent(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err = q.DeleteEvent(ctx, id)
 	s.wr.rooms.forget(id)
+	s.events.invalidate()
 	if err != nil {
 		s.writeError(w, r, err)
 		return

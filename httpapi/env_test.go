@@ -102,9 +102,16 @@ func forEachBackend(t *testing.T, f func(t *testing.T, e *env)) {
 
 func newEnv(clock *storetest.Clock, s ticketrush.Store, r ticketrush.Reserver) *env {
 	log := &syncBuffer{}
+	// The batch strategy group-commits purchases and cancels too, as the
+	// server does.
+	var checkout *batch.Options
+	if _, ok := r.(*batch.Batcher); ok {
+		checkout = &batch.Options{Timeout: time.Minute}
+	}
 	srv := New(Config{
 		Store:      s,
 		Reserver:   r,
+		Checkout:   checkout,
 		AdminToken: adminToken,
 		Logger:     slog.New(slog.NewTextHandler(log, nil)),
 		Registry:   prometheus.NewRegistry(),

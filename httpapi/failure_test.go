@@ -107,6 +107,13 @@ func (s *downStore) Cancel(ctx context.Context, id int64, visitor string) (*tick
 	return s.Store.Cancel(ctx, id, visitor)
 }
 
+func (s *downStore) SettleBatch(ctx context.Context, reqs []ticketrush.SettleRequest) ([]ticketrush.SettleResult, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.SettleBatch(ctx, reqs)
+}
+
 func (s *downStore) Stats(ctx context.Context, eventID int64) (*ticketrush.Stats, error) {
 	if err := s.err(); err != nil {
 		return nil, err
@@ -152,6 +159,9 @@ func TestDatabaseDown(t *testing.T) {
 				ds = &downStore{Store: c.Store}
 				c.Store = ds
 				c.Reserver = st.reserver(t, ds)
+				if st.name == "batch" {
+					c.Checkout = &batch.Options{}
+				}
 			})
 			ev := e.createEvent(t, `{"name":"Down","ticket_quantity":10}`)
 			r := e.reserve(t, ev.ID, 1, tokenA)

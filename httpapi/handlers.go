@@ -19,41 +19,6 @@ const (
 	headerIdempotencyKey = "Idempotency-Key"
 )
 
-func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	events, err := s.store.Events(ctx)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	// Hidden events (rehearsals, retired sales) stay readable by id and
-	// in the admin listing.
-	out := make([]Event, 0, len(events))
-	for _, e := range events {
-		if !e.Hidden {
-			out = append(out, newEvent(e))
-		}
-	}
-	writeJSON(w, http.StatusOK, Envelope[[]Event]{Data: out})
-}
-
-func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	e, err := s.store.Event(ctx, id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, Envelope[Event]{Data: newEvent(e)})
-}
-
 // reserve holds tickets. Everything a client controls is checked before
 // the store is touched, so bad input can change nothing.
 func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +91,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	res, err := s.store.Purchase(ctx, id, token)
+	res, err := s.settler.Purchase(ctx, id, token)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -139,7 +104,7 @@ func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelReservation(w http.ResponseWriter, r *http.Request) {
-	s.onReservation(w, r, s.store.Cancel)
+	s.onReservation(w, r, s.settler.Cancel)
 }
 
 // onReservation runs op on the reservation named in the path, for the
@@ -216,6 +181,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	e, err := s.store.CreateEvent(ctx, ne)
+	s.events.invalidate()
 	if err != nil {
 		s.writeError(w, r, err)
 		return

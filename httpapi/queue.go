@@ -120,7 +120,12 @@ func (s *Server) queueStore() (ticketrush.Queues, error) {
 
 // Close waits for the join batches in flight; call it after the HTTP
 // server has stopped taking requests.
-func (s *Server) Close() { s.wr.joins.Close() }
+func (s *Server) Close() {
+	s.wr.joins.Close()
+	if s.checkout != nil {
+		s.checkout.Close()
+	}
+}
 
 // QueueAdvanced records one AdvanceQueue outcome; pass it as the advanced
 // callback of ticketrush.KeepQueues.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/ticketrush/ticketrush"
+	"github.com/ticketrush/ticketrush/batch"
 	"golang.org/x/time/rate"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	// Reserver is the reserve strategy; nil means Store itself (the
 	// original's lock per request).
 	Reserver ticketrush.Reserver
+	// Checkout, when set, group-commits purchases and cancels through a
+	// batch.Settler with these options (the batch strategy); nil means one
+	// Store call, one transaction, per request (the lock strategy).
+	Checkout *batch.Options
 	// AdminToken guards the admin routes; "" refuses every admin request.
 	AdminToken string
 	// DefaultHold is the hold time of events created without hold_seconds;
@@ -69,6 +74,11 @@ type Config struct {
 	RequestLog RequestLogConfig
 	// WaitingRoom configures the queue endpoints and admission passes.
 	WaitingRoom WaitingRoomConfig
+	// EventsMaxAge bounds how old the public GET /api/events and
+	// GET /api/events/{id} answers may be, which come from a per-process
+	// snapshot (see eventView); 0 means DefaultEventsMaxAge, a negative
+	// value reads the store on every request.
+	EventsMaxAge time.Duration
 }
 
 // Limiter decides whether a request may go on.
@@ -84,8 +94,11 @@ var unlimited = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET 
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	store       ticketrush.Store
-	reserver    ticketrush.Reserver
+	store    ticketrush.Store
+	reserver ticketrush.Reserver
+	// settler purchases and cancels: the Store, or checkout's batcher.
+	settler     ticketrush.Settler
+	checkout    *batch.Settler
 	log         *slog.Logger
 	web         http.Handler
 	webRoutes   []string
@@ -107,6 +120,8 @@ type Server struct {
 	reqLog         *requestLog
 	// wr is the waiting room's HTTP side (queue.go).
 	wr *waitingRoom
+	// events serves the public event reads (eventview.go).
+	events *eventView
 }
 
 // New returns a Server for cfg.
@@ -128,6 +143,11 @@ func New(cfg Config) *Server {
 	}
 	if s.reserver == nil {
 		s.reserver = cfg.Store
+	}
+	s.settler = cfg.Store
+	if cfg.Checkout != nil {
+		s.checkout = batch.NewSettler(cfg.Store, *cfg.Checkout)
+		s.settler = s.checkout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -154,6 +174,11 @@ func New(cfg Config) *Server {
 	}
 	s.metrics = newMetrics(s.registry)
 	s.reqLog = newRequestLog(cfg.RequestLog, s.log, s.registry)
+	maxAge := cfg.EventsMaxAge
+	if maxAge == 0 {
+		maxAge = DefaultEventsMaxAge
+	}
+	s.events = newEventView(cfg.Store, max(maxAge, 0), s.timeout)
 	s.wr = newWaitingRoom(s, cfg.WaitingRoom, s.registry)
 	s.routes()
 	return s

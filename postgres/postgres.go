@@ -10,7 +10,9 @@
 // expired reservation rows only with SKIP LOCKED, then inserts its
 // reservations sorted by visitor and Idempotency-Key (one global order for
 // the unique index's entries); cancel, and purchase of an expired hold,
-// lock the event row, then the reservation row; the sweeper locks event
+// lock the event row, then the reservation row; a batch of purchases and
+// cancels (SettleBatch) locks the event rows it may restock in id order,
+// then its holds in id order; the sweeper locks event
 // rows in id order, then
 // reservation rows with SKIP LOCKED, so it never holds a hold a reserve
 // would skip while it waits for a hot event. The waiting room locks an

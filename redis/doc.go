@@ -108,8 +108,8 @@
 // client does not send a command twice. The Cluster client does, after a
 // broken connection, in the same loop that follows MOVED and ASK (which
 // must stay on); so every write script that would answer differently the
-// second time (reserve, reserve_batch, purchase, join, advance,
-// delete_event) first looks for a run record under its call's run id and
+// second time (reserve, reserve_batch, purchase, settle_batch, join,
+// advance, delete_event) first looks for a run record under its call's run id and
 // returns the first run's answer, and records its own answer for 30 s more
 // than the call's deadline leaves (no attempt can start after it). A
 // single Redis keeps no run records.

@@ -137,6 +137,7 @@ func Run(t *testing.T, newStore NewStore) {
 			}
 		})
 	}
+	runSettle(t, newStore)
 }
 
 // strategyGroups are the cases that reserve, run once per strategy.

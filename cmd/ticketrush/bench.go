@@ -75,6 +75,8 @@ Flags:
 	pool := fs.Int("queue-pool", bench.DefaultPool, "with --queue: joined visitors the poll load takes turns with")
 	crowd := fs.Int("crowd", bench.DefaultCrowd, "with --queue: visitors of the crowd run (0: skip it)")
 	crowdWithin := fs.Duration("crowd-within", bench.DefaultCrowdWithin, "with --queue: the crowd run's target, e.g. 1m")
+	checkout := fs.Bool("checkout", false, "measure checkout and reads instead (needs wrk): reserves, then purchases (each its own hold and visitor), GET /api/events with 20 events, GET /api/events/{id} and /healthz on each server")
+	rounds := fs.Int("rounds", 1, "with --checkout: repeat every run this many times, backends interleaved, and report the medians")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -117,11 +119,35 @@ Flags:
 	if *queue {
 		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *asJSON, stdout, stderr)
 	}
+	if *checkout {
+		return runCheckoutBench(ctx, bench.CheckoutConfig{Config: c, Rounds: *rounds}, *asJSON, stdout)
+	}
 	rep, err := bench.Run(ctx, c)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteMarkdown(stdout)
+	}
+	if len(rep.Problems) > 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("bench: %d failed checks (see the report)", len(rep.Problems))}
+	}
+	return nil
+}
+
+// runCheckoutBench runs and prints the checkout bench.
+func runCheckoutBench(ctx context.Context, c bench.CheckoutConfig, asJSON bool, stdout io.Writer) error {
+	rep, err := bench.RunCheckout(ctx, c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ticketrush/ticketrush/httpapi"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -114,9 +115,16 @@ func TestServeSeedFlow(t *testing.T) {
 			if bought.Data.Status != "purchased" {
 				t.Fatalf("purchase status = %q", bought.Data.Status)
 			}
-			getJSON(t, base+"/api/events", &events)
-			if events.Data[0].TicketQuantity != demoTickets-1 {
-				t.Fatalf("ticket_quantity = %d, want %d", events.Data[0].TicketQuantity, demoTickets-1)
+			// The listing comes from the server's event view: it shows the
+			// sale within httpapi.DefaultEventsMaxAge.
+			for deadline := time.Now().Add(httpapi.DefaultEventsMaxAge + time.Second); ; time.Sleep(10 * time.Millisecond) {
+				getJSON(t, base+"/api/events", &events)
+				if events.Data[0].TicketQuantity == demoTickets-1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ticket_quantity = %d, want %d", events.Data[0].TicketQuantity, demoTickets-1)
+				}
 			}
 		})
 	}

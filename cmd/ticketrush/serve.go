@@ -92,7 +92,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	durationVar(fs, &envErrs, getenv, &c.hold, "hold", "TICKETRUSH_HOLD", ticketrush.DefaultHold, "default hold time for new events, a `duration` such as 5m or 90s (env TICKETRUSH_HOLD)")
 	fs.StringVar(&c.adminToken, "admin-token", getenv("TICKETRUSH_ADMIN_TOKEN"), "bearer token for /api/admin; without one admin is switched off and answers 403 admin_disabled (env TICKETRUSH_ADMIN_TOKEN)")
 	durationVar(fs, &envErrs, getenv, &c.sweepInterval, "sweep-interval", "TICKETRUSH_SWEEP_INTERVAL", time.Second, "how often expired holds are released, a `duration` such as 1s or 500ms (env TICKETRUSH_SWEEP_INTERVAL)")
-	fs.StringVar(&c.strategy, "strategy", envString(getenv, "TICKETRUSH_STRATEGY", "batch"), "reserve strategy: batch (group commit) or lock (one transaction per request, the original's) (env TICKETRUSH_STRATEGY)")
+	fs.StringVar(&c.strategy, "strategy", envString(getenv, "TICKETRUSH_STRATEGY", "batch"), "reserve, purchase and cancel strategy: batch (group commit) or lock (one transaction per request, the original's) (env TICKETRUSH_STRATEGY)")
 	fs.IntVar(&c.maxBatch, "max-batch", 1024, "most reserves decided in one group-commit transaction")
 	fs.IntVar(&c.maxQueue, "max-queue", 8192, "most reserves waiting per event; beyond it reserve answers 503 with Retry-After")
 	durationVar(fs, &envErrs, getenv, &c.timeout, "request-timeout", "TICKETRUSH_REQUEST_TIMEOUT", httpapi.DefaultTimeout, "deadline of each request's database work, a `duration` such as 1500ms or 2s; past it the answer is 503 with Retry-After (env TICKETRUSH_REQUEST_TIMEOUT)")
@@ -261,9 +261,11 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var reserver ticketrush.Reserver = s
 	var batcher *batch.Batcher
+	var checkout *batch.Options
 	if c.strategy == "batch" {
 		batcher = batch.New(s, batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout, Metrics: batch.NewMetrics(reg)})
 		reserver = batcher
+		checkout = &batch.Options{MaxBatch: c.maxBatch, MaxQueue: c.maxQueue, Timeout: c.timeout}
 	}
 	// Every part names a client the same way: behind trusted proxies, by
 	// X-Forwarded-For; IPv6 by its /64 where clients are counted.
@@ -310,6 +312,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	api := httpapi.New(httpapi.Config{
 		Store:       s,
 		Reserver:    reserver,
+		Checkout:    checkout,
 		AdminToken:  c.adminToken,
 		DefaultHold: c.hold,
 		Timeout:     c.timeout,
