@@ -378,8 +378,12 @@ func TestQueueWindowAcrossProcesses(t *testing.T) {
 			t.Fatalf("%d admissions in the 60 s up to %v, more than %d", n, ts, rate)
 		}
 	}
-	// Three minutes at 120 a minute, less the start of the smoothing.
-	if len(stamps) < 3*rate-10 || len(stamps) > 3*rate+1 {
+	// Three minutes at 120 a minute, less the start of the smoothing. The
+	// clock visits 181 whole seconds (both ends), and a room's first
+	// admission lets a second's share in at once, so up to one second's
+	// share beyond three minutes' is right; the window check above is the
+	// hard limit.
+	if len(stamps) < 3*rate-10 || len(stamps) > 3*rate+(rate+59)/60 {
 		t.Errorf("%d admitted in three minutes at %d a minute", len(stamps), rate)
 	}
 	st, err := b.QueueStats(t.Context(), e.ID)
