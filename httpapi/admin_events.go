@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"mime"
 	"net/http"
 	"strings"
@@ -52,11 +51,7 @@ func (s *Server) getAdminEvent(w http.ResponseWriter, r *http.Request) {
 // A partial waiting_room is merged field by field with the current one, so
 // the store always gets complete settings; null removes the room.
 func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queueStore()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	q := s.store
 	id, err := pathID(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -91,11 +86,7 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 
 // deleteEvent removes an event that never had a reservation.
 func (s *Server) deleteEvent(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queueStore()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	q := s.store
 	id, err := pathID(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -273,6 +264,3 @@ func readWaitingRoom(f *form, cur *ticketrush.WaitingRoom, sale *time.Time) *tic
 	}
 	return &w
 }
-
-// errNoQueues answers when the store has no waiting room support.
-var errNoQueues = errors.New("httpapi: the store does not implement ticketrush.Queues")

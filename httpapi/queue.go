@@ -26,9 +26,6 @@ const DefaultQueueCacheTTL = 500 * time.Millisecond
 // WaitingRoomConfig configures the waiting room's HTTP side. Zero values
 // take the defaults.
 type WaitingRoomConfig struct {
-	// Queues is the store's waiting room; nil means Config.Store when it
-	// implements ticketrush.Queues.
-	Queues ticketrush.Queues
 	// PassKeys sign and verify admission passes and join challenges: the
 	// first signs, all verify. Every node must share them. Empty means a
 	// key of this process only (see RandomPassKey).
@@ -70,10 +67,7 @@ type waitingRoom struct {
 }
 
 func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer) *waitingRoom {
-	wr := &waitingRoom{queues: cfg.Queues, now: cfg.Now, metrics: newQueueMetrics(reg)}
-	if wr.queues == nil {
-		wr.queues, _ = s.store.(ticketrush.Queues)
-	}
+	wr := &waitingRoom{queues: s.store, now: cfg.Now, metrics: newQueueMetrics(reg)}
 	if wr.now == nil {
 		wr.now = time.Now
 	}
@@ -94,9 +88,6 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 	}, timeout: s.timeout}
 	wr.entries = newEntryCache(maxCachedEntries)
 	wr.joins = batch.NewGroup(func(ctx context.Context, eventID int64, reqs []ticketrush.JoinRequest) ([]ticketrush.JoinResult, error) {
-		if wr.queues == nil {
-			return nil, errNoQueues
-		}
 		return wr.queues.JoinQueue(ctx, eventID, reqs)
 	}, batch.Options{MaxBatch: cfg.MaxJoinBatch, MaxQueue: cfg.MaxJoinQueue, Timeout: s.timeout})
 	if cfg.JoinsPerSecond > 0 {
@@ -108,14 +99,6 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 		})
 	}
 	return wr
-}
-
-// queueStore returns the store's waiting room.
-func (s *Server) queueStore() (ticketrush.Queues, error) {
-	if s.wr.queues == nil {
-		return nil, errNoQueues
-	}
-	return s.wr.queues, nil
 }
 
 // Close waits for the join batches in flight; call it after the HTTP
@@ -237,10 +220,7 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) (int, error) {
-	q, err := s.queueStore()
-	if err != nil {
-		return 0, err
-	}
+	q := s.store
 	id, err := pathID(r)
 	if err != nil {
 		return 0, err
@@ -354,10 +334,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) doGetQueue(w http.ResponseWriter, r *http.Request) (string, error) {
-	q, err := s.queueStore()
-	if err != nil {
-		return "", err
-	}
+	q := s.store
 	id, err := pathID(r)
 	if err != nil {
 		return "", err
@@ -487,9 +464,6 @@ func queueView(e *ticketrush.Event, st *ticketrush.QueueStats, en *ticketrush.Qu
 
 // entry reads the visitor's entry, nil when it never joined.
 func (wr *waitingRoom) entry(ctx context.Context, eventID int64, visitor string) (*ticketrush.QueueEntry, error) {
-	if wr.queues == nil {
-		return nil, errNoQueues
-	}
 	en, err := wr.queues.QueueEntry(ctx, eventID, visitor)
 	if ticketrush.ErrorCode(err) == ticketrush.ENotInQueue {
 		return nil, nil
@@ -517,9 +491,6 @@ func errNoWaitingRoom() error {
 // queueFigures returns an event's queue figures for the dashboard, read
 // fresh; nil when it has no waiting room.
 func (s *Server) queueFigures(ctx context.Context, id int64) (*QueueStats, error) {
-	if s.wr.queues == nil {
-		return nil, nil
-	}
 	st, err := s.wr.queues.QueueStats(ctx, id)
 	switch {
 	case ticketrush.ErrorCode(err) == ticketrush.EWaitingRoomNotFound:
@@ -579,9 +550,6 @@ func loadRoom(ctx context.Context, s ticketrush.Store, q ticketrush.Queues, id i
 	}
 	if e.WaitingRoom == nil {
 		return roomSnap{event: e, err: errNoWaitingRoom()}
-	}
-	if q == nil {
-		return roomSnap{event: e, err: errNoQueues}
 	}
 	st, err := q.QueueStats(ctx, id)
 	if err != nil {
