@@ -172,7 +172,7 @@ func RunCheckout(ctx context.Context, c CheckoutConfig) (*CheckoutReport, error)
 	}
 	cw := *w
 	cw.script = filepath.Join(dir, "ticketrush-checkout.lua")
-	if err := os.WriteFile(cw.script, checkoutScript, 0o600); err != nil {
+	if err := os.WriteFile(cw.script, withReport(checkoutScript), 0o600); err != nil {
 		return nil, err
 	}
 	rw := *w

@@ -181,7 +181,7 @@ func RunQueue(ctx context.Context, c QueueConfig) (*QueueReport, error) {
 		return nil, fmt.Errorf("bench --queue: %w", err)
 	}
 	script := filepath.Join(dir, "ticketrush-queue.lua")
-	if err := os.WriteFile(script, queueScript, 0o600); err != nil {
+	if err := os.WriteFile(script, withReport(queueScript), 0o600); err != nil {
 		return nil, err
 	}
 	qw := &queueWrk{wrkTool: r.wrk, queueScript: script}

@@ -28,6 +28,17 @@ const (
 	LoadGo = "go"
 )
 
+// wrkReport is the answer counting every script ends with; withReport
+// appends it.
+//
+//go:embed wrk_report.lua
+var wrkReport []byte
+
+// withReport returns a load script with the shared answer counting after it.
+func withReport(script []byte) []byte {
+	return append(append(append([]byte{}, script...), '\n'), wrkReport...)
+}
+
 // wrkScript is the Lua script every wrk run gets.
 //
 //go:embed wrk.lua
@@ -64,11 +75,11 @@ func findWrk(path string, threads int, dir string) (*wrkTool, error) {
 		return nil, fmt.Errorf("%s -v: not wrk: %q", p, version)
 	}
 	script := filepath.Join(dir, "ticketrush-bench.lua")
-	if err := os.WriteFile(script, wrkScript, 0o600); err != nil {
+	if err := os.WriteFile(script, withReport(wrkScript), 0o600); err != nil {
 		return nil, err
 	}
 	events := filepath.Join(dir, "ticketrush-bench-events.lua")
-	if err := os.WriteFile(events, wrkEventsScript, 0o600); err != nil {
+	if err := os.WriteFile(events, withReport(wrkEventsScript), 0o600); err != nil {
 		return nil, err
 	}
 	return &wrkTool{path: p, version: version, threads: threads, script: script, eventsScript: events}, nil
