@@ -115,12 +115,20 @@ const entryColumns = `q.id, q.visitor, q.attempt, q.state, coalesce(q.position, 
 	q.admitted_at, q.pass_expires_at, coalesce(q.reservation_id, 0), q.challenge,
 	coalesce(r.status, ''), r.expires_at`
 
-// latestEntries reads each visitor's latest entry in the event's queue.
+// latestEntries reads each visitor's latest entry in the event's queue:
+// one index descent per visitor (LATERAL … LIMIT 1 binds both columns). A
+// visitor = ANY($2) filter let the planner, with statistics taken while
+// the table was small (the first seconds of an on-sale), scan all the
+// event's entries for every batch of joins.
 const latestEntries = `
-SELECT DISTINCT ON (q.visitor) ` + entryColumns + `
-FROM queue_entries q LEFT JOIN reservations r ON r.id = q.reservation_id
-WHERE q.event_id = $1 AND q.visitor = ANY($2::text[])
-ORDER BY q.visitor, q.attempt DESC`
+SELECT ` + entryColumns + `
+FROM unnest($2::text[]) AS v(visitor)
+CROSS JOIN LATERAL (
+	SELECT * FROM queue_entries q
+	WHERE q.event_id = $1 AND q.visitor = v.visitor
+	ORDER BY q.attempt DESC LIMIT 1
+) AS q
+LEFT JOIN reservations r ON r.id = q.reservation_id`
 
 // entry is a stored queue entry with what its live state depends on.
 type entry struct {
