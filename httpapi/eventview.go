@@ -224,9 +224,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 // reader: it is written as is, never appended to.
 func writeEncoded(w http.ResponseWriter, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(h)
 	// A listing is larger than net/http buffers before it falls back to
 	// chunked encoding: its length, known here, saves the framing.
 	h.Set("Content-Length", strconv.Itoa(len(b)))

@@ -343,16 +343,20 @@ func (s *Server) doGetQueue(w http.ResponseWriter, r *http.Request) (string, err
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	snap := s.wr.rooms.get(ctx, id)
+	// The room's cache loads under a deadline of its own, and a poll
+	// answered from memory needs none: the request's deadline (a timer
+	// per request) is made only for the read of a missed entry.
+	snap := s.wr.rooms.get(r.Context(), id)
 	if snap.err != nil {
 		return "", snap.err
 	}
 	entry, hit := s.wr.entries.lookup(snap, token)
 	s.wr.metrics.cache(hit)
 	if !hit {
-		if entry, err = q.QueueEntry(ctx, id, token); err != nil {
+		ctx, cancel := s.ctx(r)
+		entry, err = q.QueueEntry(ctx, id, token)
+		cancel()
+		if err != nil {
 			return "", err
 		}
 		s.wr.entries.put(snap.event, entry)
@@ -788,6 +792,9 @@ type queueMetrics struct {
 	polls     *prometheus.CounterVec
 	cacheHits *prometheus.CounterVec
 	steps     *prometheus.CounterVec
+
+	pollStates          map[string]prometheus.Counter // read only once made
+	cacheHit, cacheMiss prometheus.Counter
 }
 
 func newQueueMetrics(reg prometheus.Registerer) *queueMetrics {
@@ -810,6 +817,14 @@ func newQueueMetrics(reg prometheus.Registerer) *queueMetrics {
 		}, []string{"step"}),
 	}
 	reg.MustRegister(m.joins, m.polls, m.cacheHits, m.steps)
+	// Polls are the most frequent request: their counters are looked up
+	// once, not by label on every poll.
+	m.pollStates = map[string]prometheus.Counter{}
+	for _, st := range []string{ticketrush.QueuePrequeue, ticketrush.QueueWaiting, ticketrush.QueueAdmitted,
+		ticketrush.QueueExpired, ticketrush.QueueSoldOut, ticketrush.QueuePaused} {
+		m.pollStates[st] = m.polls.WithLabelValues(st)
+	}
+	m.cacheHit, m.cacheMiss = m.cacheHits.WithLabelValues("hit"), m.cacheHits.WithLabelValues("miss")
 	return m
 }
 
@@ -826,16 +841,21 @@ func (m *queueMetrics) joined(status int, err error) {
 
 func (m *queueMetrics) polled(state string, err error) {
 	if err != nil {
-		state = errorLabel(err)
+		m.polls.WithLabelValues(errorLabel(err)).Inc()
+		return
+	}
+	if c, ok := m.pollStates[state]; ok {
+		c.Inc()
+		return
 	}
 	m.polls.WithLabelValues(state).Inc()
 }
 
 func (m *queueMetrics) cache(hit bool) {
 	if hit {
-		m.cacheHits.WithLabelValues("hit").Inc()
+		m.cacheHit.Inc()
 	} else {
-		m.cacheHits.WithLabelValues("miss").Inc()
+		m.cacheMiss.Inc()
 	}
 }
 

@@ -410,10 +410,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeBody answers with an encoded JSON body.
 func writeBody(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// The values of every JSON answer's fixed headers, shared by all answers:
+// net/http copies a handler's header values before it writes them and never
+// changes a value slice, so no answer allocates its own.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoSniff = []string{"nosniff"}
+)
+
+// setJSONHeaders sets the headers of a JSON answer (keys already in
+// canonical form).
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
 }
