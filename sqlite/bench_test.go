@@ -106,3 +106,40 @@ func BenchmarkReserveBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJoinQueue is the waiting room's group commit: 256 joins of new
+// visitors per write transaction, as the HTTP layer's batcher sends them
+// under load. b.N counts joins.
+//
+//	go test -run '^$' -bench JoinQueue ./sqlite/
+func BenchmarkJoinQueue(b *testing.B) {
+	s, _, _ := benchStore(b)
+	ctx := context.Background()
+	room := concert(ticketrush.MaxTicketQuantity)
+	room.WaitingRoom = &ticketrush.WaitingRoom{AdmitPerMinute: 1, PassSeconds: 300}
+	ev, err := s.CreateEvent(ctx, room)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const size = 256
+	reqs := make([]ticketrush.JoinRequest, size)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += size {
+		n := min(size, b.N-done)
+		b.StopTimer()
+		for i := range n {
+			reqs[i] = ticketrush.JoinRequest{Visitor: uuid.NewString()}
+		}
+		b.StartTimer()
+		results, err := s.JoinQueue(ctx, ev.ID, reqs[:n])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range results {
+			if r.Err != nil || !r.Created {
+				b.Fatalf("%+v", r)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+}
