@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -501,17 +500,7 @@ func (rep *CheckoutReport) finish() {
 	}
 	for _, k := range order {
 		rs := groups[k]
-		med := func(f func(*CheckoutResult) float64) float64 {
-			v := make([]float64, len(rs))
-			for i, r := range rs {
-				v[i] = f(r)
-			}
-			slices.Sort(v)
-			if len(v)%2 == 1 {
-				return v[len(v)/2]
-			}
-			return (v[len(v)/2-1] + v[len(v)/2]) / 2
-		}
+		med := func(f func(*CheckoutResult) float64) float64 { return medianOf(rs, f) }
 		medLoad := func(f func(*CheckoutResult) *CheckoutLoad) CheckoutLoad {
 			return CheckoutLoad{
 				PerSec:    med(func(r *CheckoutResult) float64 { return f(r).PerSec }),

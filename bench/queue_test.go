@@ -66,3 +66,47 @@ func TestRunQueueNeedsWrk(t *testing.T) {
 		t.Fatalf("RunQueue with --load go: %v, want an error saying it needs wrk", err)
 	}
 }
+
+// TestQueueMedians: with rounds, the targets are judged on each figure's
+// median, so one slow round among three does not miss a target and one
+// fast round does not meet it; an error in any round is a problem.
+func TestQueueMedians(t *testing.T) {
+	run := func(round int, reserves, joins, polls, healthz float64) *QueueResult {
+		return &QueueResult{Backend: "sqlite", Clients: 256, Round: round,
+			Reserve: QueueLoad{PerSec: reserves}, Join: QueueLoad{PerSec: joins},
+			Poll: QueueLoad{PerSec: polls}, Healthz: QueueLoad{PerSec: healthz},
+			JoinVsReserve: joins / reserves, PollVsHealthz: polls / healthz}
+	}
+	rep := &QueueReport{Runs: []*QueueResult{
+		run(1, 100, 110, 90, 100),
+		run(2, 100, 80, 70, 100), // one slow round
+		run(3, 100, 105, 85, 100),
+	}}
+	rep.finish()
+	if len(rep.Medians) != 1 {
+		t.Fatalf("%d medians, want 1", len(rep.Medians))
+	}
+	m := rep.Medians[0]
+	if m.JoinVsReserve != 1.05 || m.Join.PerSec != 105 || m.PollVsHealthz != 0.85 {
+		t.Errorf("medians = %+v, want joins 105 (1.05×), polls 0.85×", m)
+	}
+	if !rep.OK || len(rep.Missed) != 0 {
+		t.Errorf("missed %q, want none: the medians meet the targets", rep.Missed)
+	}
+
+	rep = &QueueReport{Runs: []*QueueResult{run(1, 100, 120, 90, 100), run(2, 100, 95, 75, 100), run(3, 100, 90, 70, 100)}}
+	rep.Runs[2].Join.Errors = 1
+	rep.finish()
+	if rep.OK || len(rep.Missed) != 2 || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "round 3") {
+		t.Errorf("missed %q, problems %q: want both targets missed on the medians and round 3's error", rep.Missed, rep.Problems)
+	}
+	var b strings.Builder
+	if err := rep.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Medians over the rounds", "| sqlite | 256 | 3 |", "Each round"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, &b)
+		}
+	}
+}

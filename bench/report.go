@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -204,4 +205,26 @@ func fmtMs(ms float64) string {
 
 func fmtSeconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).String()
+}
+
+// medianOf returns the median of f over rs.
+func medianOf[T any](rs []T, f func(T) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return median(v)
+}
+
+// median returns the median of v (the mean of the middle two when their
+// number is even), sorting v.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }

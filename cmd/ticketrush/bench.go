@@ -76,7 +76,7 @@ Flags:
 	crowd := fs.Int("crowd", bench.DefaultCrowd, "with --queue: visitors of the crowd run (0: skip it)")
 	crowdWithin := fs.Duration("crowd-within", bench.DefaultCrowdWithin, "with --queue: the crowd run's target, e.g. 1m")
 	checkout := fs.Bool("checkout", false, "measure checkout and reads instead (needs wrk): reserves, then purchases (each its own hold and visitor), GET /api/events with 20 events, GET /api/events/{id} and /healthz on each server")
-	rounds := fs.Int("rounds", 1, "with --checkout: repeat every run this many times, backends interleaved, and report the medians")
+	rounds := fs.Int("rounds", 1, "with --checkout or --queue: repeat every run this many times, backends interleaved, and judge the medians")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ Flags:
 	}
 
 	if *queue {
-		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *asJSON, stdout, stderr)
+		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *rounds, *asJSON, stdout, stderr)
 	}
 	if *checkout {
 		return runCheckoutBench(ctx, bench.CheckoutConfig{Config: c, Rounds: *rounds}, *asJSON, stdout)
