@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -52,6 +53,51 @@ func TestRateLimitSharedByNodes(t *testing.T) {
 				}
 				n.must(t, http.StatusOK, "GET", "/metrics", nil, "", nil)
 			}
+		})
+	}
+}
+
+// TestJoinQuotaSharedByNodes: the join quota, like the rate limit, is one
+// budget across nodes on PostgreSQL and Redis, and its buckets are its own:
+// with the rate limit on beside it (a large burst), a client gets exactly
+// the join burst, not less because its requests also counted against the
+// rate limit's bucket for the same address.
+func TestJoinQuotaSharedByNodes(t *testing.T) {
+	for _, b := range []backend{postgresBackend, redisBackend} {
+		t.Run(b.name, func(t *testing.T) {
+			db, _ := b.newDB(t)
+			args := []string{"--rate-limit", "0.01", "--rate-burst", "100", "--join-rate", "0.01", "--join-burst", "4"}
+			nodes := []*client{
+				newClient(t, startServe(t, db, args...).URL, 4, 10*time.Second),
+				newClient(t, startServe(t, db, args...).URL, 4, 10*time.Second),
+			}
+			var created struct{ Data wireEvent }
+			nodes[0].must(t, http.StatusCreated, "POST", "/api/admin/events", admin(),
+				`{"name":"Quota","ticket_quantity":10,"waiting_room":{"admit_per_minute":60}}`, &created)
+			queue := fmt.Sprintf("/api/events/%d/queue", created.Data.ID)
+			joined, limited := 0, 0
+			for i := range 10 {
+				r, err := nodes[i%2].do(context.Background(), "POST", queue, visitor(uuid.NewString()), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch r.status {
+				case http.StatusCreated:
+					joined++
+				case http.StatusTooManyRequests:
+					limited++
+					if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
+						t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
+					}
+				default:
+					t.Fatalf("status %d: %s", r.status, short(r.body))
+				}
+			}
+			if joined != 4 || limited != 6 {
+				t.Fatalf("joins over two nodes: %d created, %d limited; want the join burst of 4 in all, then 429", joined, limited)
+			}
+			// The rate limit's own bucket still has room for other requests.
+			nodes[1].must(t, http.StatusOK, "GET", "/api/events", nil, "", nil)
 		})
 	}
 }

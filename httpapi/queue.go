@@ -39,6 +39,10 @@ type WaitingRoomConfig struct {
 	JoinsPerSecond float64
 	JoinBurst      int
 	TrustedProxies []netip.Prefix
+	// JoinShared, when set, keeps the join quota's buckets in a store
+	// every node shares (the rate limit's), so a client's quota is the
+	// same however many nodes its joins reach; nil counts per node.
+	JoinShared ratelimit.Shared
 	// MaxJoinBatch and MaxJoinQueue bound the group commit of joins per
 	// event, as batch.Options does for reserves.
 	MaxJoinBatch, MaxJoinQueue int
@@ -95,6 +99,8 @@ func newWaitingRoom(s *Server, cfg WaitingRoomConfig, reg prometheus.Registerer)
 			PerSecond:      cfg.JoinsPerSecond,
 			Burst:          cfg.JoinBurst,
 			TrustedProxies: cfg.TrustedProxies,
+			Shared:         cfg.JoinShared,
+			KeyPrefix:      "join:",
 			Logger:         s.log,
 		})
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// Shared, when set, keeps the buckets in a store shared by every
 	// node instead of in this process.
 	Shared Shared
+	// KeyPrefix starts every key this limiter asks Shared about, so that
+	// two limiters on one store (the request rate limit and the join
+	// quota) keep separate buckets for the same address and visitor.
+	KeyPrefix string
 	// SharedTimeout bounds one check against Shared; 0 means
 	// DefaultSharedTimeout. Past it the request is let through.
 	SharedTimeout time.Duration
@@ -117,6 +121,7 @@ type Limiter struct {
 	refused  *prometheus.CounterVec
 
 	shared        Shared
+	keyPrefix     string
 	sharedTimeout time.Duration
 	sharedErrors  prometheus.Counter
 	log           *slog.Logger
@@ -136,6 +141,7 @@ func New(c Config) *Limiter {
 		now:     c.Now,
 
 		shared:        c.Shared,
+		keyPrefix:     c.KeyPrefix,
 		sharedTimeout: c.SharedTimeout,
 		log:           c.Logger,
 		errLog:        rate.NewLimiter(rate.Every(10*time.Second), 1),
@@ -226,9 +232,9 @@ func (l *Limiter) Allow(r *http.Request) time.Duration {
 // takeShared is take against the shared store.
 func (l *Limiter) takeShared(r *http.Request) (time.Duration, string) {
 	keys := make([]string, 1, 2)
-	keys[0] = "ip:" + clientKey(l.clientIP(r)).String()
+	keys[0] = l.keyPrefix + "ip:" + clientKey(l.clientIP(r)).String()
 	if key, ok := visitorKey(r); ok {
-		keys = append(keys, "v:"+uuid.UUID(key).String())
+		keys = append(keys, l.keyPrefix+"v:"+uuid.UUID(key).String())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), l.sharedTimeout)
 	defer cancel()

@@ -281,13 +281,21 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		return err
 	}
 	reqLog.Logger = c.requestLogger
-	var limiter httpapi.Limiter
-	if c.rateLimit > 0 {
-		shared, closeShared, err := sharedLimitStore(ctx, s, backend, c.db, log)
+	var (
+		limiter httpapi.Limiter
+		shared  ratelimit.Shared
+	)
+	if c.rateLimit > 0 || c.joinRate > 0 {
+		// One store for the rate limit and the join quota, shared by
+		// every node on PostgreSQL and Redis (nil on SQLite: per node).
+		var closeShared func()
+		shared, closeShared, err = sharedLimitStore(ctx, s, backend, c.db, log)
 		if err != nil {
 			return err
 		}
 		defer closeShared()
+	}
+	if c.rateLimit > 0 {
 		lim := ratelimit.New(ratelimit.Config{
 			PerSecond:      c.rateLimit,
 			Burst:          c.rateBurst,
@@ -297,13 +305,14 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 			Logger:         log,
 		})
 		limiter = lim
-		where := "this node"
-		if shared != nil {
-			where = "all nodes (" + backend + ")"
-		}
-		log.Info("rate limit on", "per_second", c.rateLimit, "burst", c.rateBurst, "shared_by", where, "trusted_proxies", len(c.trustedProxies))
+		log.Info("rate limit on", "per_second", c.rateLimit, "burst", c.rateBurst, "shared_by", sharedBy(shared, backend), "trusted_proxies", len(c.trustedProxies))
 	} else {
 		log.Info("rate limit off")
+	}
+	if c.joinRate > 0 {
+		log.Info("join quota on", "per_second", c.joinRate, "burst", c.joinBurst, "shared_by", sharedBy(shared, backend))
+	} else {
+		log.Info("join quota off")
 	}
 	passKeys, err := passKeysFor(c, log)
 	if err != nil {
@@ -330,6 +339,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 			JoinsPerSecond: c.joinRate,
 			JoinBurst:      c.joinBurst,
 			TrustedProxies: c.trustedProxies,
+			JoinShared:     shared,
 		},
 	})
 	if c.adminToken == "" {
@@ -437,4 +447,12 @@ func envInt(getenv func(string) string, key string, def int) int {
 		}
 	}
 	return def
+}
+
+// sharedBy says who shares the limits' buckets, for the log.
+func sharedBy(shared ratelimit.Shared, backend string) string {
+	if shared == nil {
+		return "this node"
+	}
+	return "all nodes (" + backend + ")"
 }
