@@ -43,6 +43,12 @@ const (
 	EInternal       = "internal"
 
 	// Request hygiene.
+	//
+	// EBadRequest is a request that is not valid HTTP/1.1 (a malformed
+	// request line or header, no Host, an unknown transfer coding);
+	// EHeadersTooLarge a header block over the server's limit.
+	EBadRequest       = "bad_request"
+	EHeadersTooLarge  = "headers_too_large"
 	ECrossSiteRequest = "cross_site_request"
 	ETooManyStreams   = "too_many_streams"
 	EAdminDisabled    = "admin_disabled"

@@ -280,7 +280,7 @@ func TestErrorTableCoversEveryCode(t *testing.T) {
 		ticketrush.EAdminDisabled, ticketrush.ESaleClosed, ticketrush.EOrderLimit, ticketrush.EEventHasReservations,
 		ticketrush.EWaitingRoomNotFound, ticketrush.ENotInQueue, ticketrush.EQueueNotOpen,
 		ticketrush.EChallengeFailed, ticketrush.EAdmissionRequired, ticketrush.EAdmissionInvalid,
-		ticketrush.EAdmissionExpired,
+		ticketrush.EAdmissionExpired, ticketrush.EBadRequest, ticketrush.EHeadersTooLarge,
 	}
 	want := map[string]int{
 		ticketrush.EInvalidJSON: 400, ticketrush.EValidation: 422, ticketrush.EVisitorTokenRequired: 400,
@@ -295,6 +295,7 @@ func TestErrorTableCoversEveryCode(t *testing.T) {
 		ticketrush.EEventHasReservations: 409, ticketrush.EWaitingRoomNotFound: 404, ticketrush.ENotInQueue: 404,
 		ticketrush.EQueueNotOpen: 409, ticketrush.EChallengeFailed: 422, ticketrush.EAdmissionRequired: 403,
 		ticketrush.EAdmissionInvalid: 403, ticketrush.EAdmissionExpired: 403,
+		ticketrush.EBadRequest: 400, ticketrush.EHeadersTooLarge: 431,
 	}
 	for _, c := range codes {
 		if _, ok := statuses[c]; !ok {

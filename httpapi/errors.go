@@ -35,6 +35,8 @@ var statuses = map[string]int{
 	ticketrush.EUnavailable:          http.StatusServiceUnavailable,
 	ticketrush.EOutcomeUnknown:       http.StatusServiceUnavailable,
 	ticketrush.EInternal:             http.StatusInternalServerError,
+	ticketrush.EBadRequest:           http.StatusBadRequest,
+	ticketrush.EHeadersTooLarge:      http.StatusRequestHeaderFieldsTooLarge,
 	ticketrush.ECrossSiteRequest:     http.StatusForbidden,
 	ticketrush.ETooManyStreams:       http.StatusTooManyRequests,
 	ticketrush.EAdminDisabled:        http.StatusForbidden,

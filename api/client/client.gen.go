@@ -25,11 +25,13 @@ const (
 	ErrorErrorCodeAdmissionExpired            ErrorErrorCode = "admission_expired"
 	ErrorErrorCodeAdmissionInvalid            ErrorErrorCode = "admission_invalid"
 	ErrorErrorCodeAdmissionRequired           ErrorErrorCode = "admission_required"
+	ErrorErrorCodeBadRequest                  ErrorErrorCode = "bad_request"
 	ErrorErrorCodeBodyTooLarge                ErrorErrorCode = "body_too_large"
 	ErrorErrorCodeChallengeFailed             ErrorErrorCode = "challenge_failed"
 	ErrorErrorCodeCrossSiteRequest            ErrorErrorCode = "cross_site_request"
 	ErrorErrorCodeEventHasReservations        ErrorErrorCode = "event_has_reservations"
 	ErrorErrorCodeEventNotFound               ErrorErrorCode = "event_not_found"
+	ErrorErrorCodeHeadersTooLarge             ErrorErrorCode = "headers_too_large"
 	ErrorErrorCodeIdempotencyKeyReused        ErrorErrorCode = "idempotency_key_reused"
 	ErrorErrorCodeInternal                    ErrorErrorCode = "internal"
 	ErrorErrorCodeInvalidJson                 ErrorErrorCode = "invalid_json"
@@ -70,6 +72,8 @@ func (e ErrorErrorCode) Valid() bool {
 		return true
 	case ErrorErrorCodeAdmissionRequired:
 		return true
+	case ErrorErrorCodeBadRequest:
+		return true
 	case ErrorErrorCodeBodyTooLarge:
 		return true
 	case ErrorErrorCodeChallengeFailed:
@@ -79,6 +83,8 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeEventHasReservations:
 		return true
 	case ErrorErrorCodeEventNotFound:
+		return true
+	case ErrorErrorCodeHeadersTooLarge:
 		return true
 	case ErrorErrorCodeIdempotencyKeyReused:
 		return true

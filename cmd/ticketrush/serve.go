@@ -354,7 +354,7 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	// Live availability streams never end by themselves: end them when
@@ -375,7 +375,9 @@ func runServer(ctx context.Context, s ticketrush.Store, backend string, ln net.L
 	}()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Go's server answers a request it cannot parse (or headers over the
+	// limit) itself, in plain text: the listener makes those JSON too.
+	go func() { errc <- srv.Serve(httpapi.Listener(ln, maxHeaderBytes)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "backend", backend, "strategy", c.strategy)
 	if c.ready != nil {
 		c.ready(ln.Addr().String())
@@ -448,6 +450,9 @@ func envInt(getenv func(string) string, key string, def int) int {
 	}
 	return def
 }
+
+// maxHeaderBytes caps a request's header block (431 headers_too_large).
+const maxHeaderBytes = 16 << 10
 
 // sharedBy says who shares the limits' buckets, for the log.
 func sharedBy(shared ratelimit.Shared, backend string) string {
