@@ -605,7 +605,10 @@ const maxStaleRoom = time.Second
 
 func (c *roomCache) get(ctx context.Context, id int64) roomSnap {
 	if c.ttl < 0 {
-		return c.load(ctx, id)
+		// No cache: every request loads, under the request timeout.
+		lctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.load(lctx, id)
 	}
 	v, ok := c.cells.Load(id)
 	if !ok {
