@@ -26,17 +26,7 @@ func TestServeRateLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch r.status {
-		case http.StatusCreated:
-			created++
-		case http.StatusTooManyRequests:
-			limited++
-			if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
-				t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
-			}
-		default:
-			t.Errorf("status %d: %s", r.status, short(r.body))
-		}
+		countLimited(t, r, http.StatusCreated, &created, &limited)
 	}
 	if created != 3 || limited != 7 {
 		t.Errorf("%d created, %d limited; want 3 and 7", created, limited)

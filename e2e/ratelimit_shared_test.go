@@ -30,17 +30,7 @@ func TestRateLimitSharedByNodes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				switch r.status {
-				case http.StatusOK:
-					created++
-				case http.StatusTooManyRequests:
-					limited++
-					if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
-						t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
-					}
-				default:
-					t.Fatalf("status %d: %s", r.status, short(r.body))
-				}
+				countLimited(t, r, http.StatusOK, &created, &limited)
 			}
 			if created != 6 || limited != 6 {
 				t.Fatalf("over two nodes: %d answered, %d limited; want the burst of 6 in all, then 429", created, limited)
@@ -81,17 +71,7 @@ func TestJoinQuotaSharedByNodes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				switch r.status {
-				case http.StatusCreated:
-					joined++
-				case http.StatusTooManyRequests:
-					limited++
-					if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
-						t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
-					}
-				default:
-					t.Fatalf("status %d: %s", r.status, short(r.body))
-				}
+				countLimited(t, r, http.StatusCreated, &joined, &limited)
 			}
 			if joined != 4 || limited != 6 {
 				t.Fatalf("joins over two nodes: %d created, %d limited; want the join burst of 4 in all, then 429", joined, limited)
@@ -99,5 +79,23 @@ func TestJoinQuotaSharedByNodes(t *testing.T) {
 			// The rate limit's own bucket still has room for other requests.
 			nodes[1].must(t, http.StatusOK, "GET", "/api/events", nil, "", nil)
 		})
+	}
+}
+
+// countLimited tallies one answer of a rate-limit test: status ok counts
+// as answered; a 429 counts as limited and must carry Retry-After and the
+// code rate_limited; any other status fails the test.
+func countLimited(t *testing.T, r reply, ok int, answered, limited *int) {
+	t.Helper()
+	switch r.status {
+	case ok:
+		*answered++
+	case http.StatusTooManyRequests:
+		*limited++
+		if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
+			t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
+		}
+	default:
+		t.Fatalf("status %d: %s", r.status, short(r.body))
 	}
 }
