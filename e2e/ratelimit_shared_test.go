@@ -84,7 +84,7 @@ func TestJoinQuotaSharedByNodes(t *testing.T) {
 
 // countLimited tallies one answer of a rate-limit test: status ok counts
 // as answered; a 429 counts as limited and must carry Retry-After and the
-// code rate_limited; any other status fails the test.
+// code rate_limited in a JSON body; any other status fails the test.
 func countLimited(t *testing.T, r reply, ok int, answered, limited *int) {
 	t.Helper()
 	switch r.status {
@@ -92,8 +92,8 @@ func countLimited(t *testing.T, r reply, ok int, answered, limited *int) {
 		*answered++
 	case http.StatusTooManyRequests:
 		*limited++
-		if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" {
-			t.Errorf("429 without Retry-After or code: %v %s", r.header, short(r.body))
+		if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" || r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("429 without Retry-After or JSON code: %v %s", r.header, short(r.body))
 		}
 	default:
 		t.Fatalf("status %d: %s", r.status, short(r.body))

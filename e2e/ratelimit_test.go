@@ -63,17 +63,7 @@ func TestRateLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch r.status {
-			case http.StatusCreated:
-				created++
-			case http.StatusTooManyRequests:
-				limited++
-				if r.header.Get("Retry-After") == "" || errorCode(r.body) != "rate_limited" || r.header.Get("Content-Type") != "application/json" {
-					t.Errorf("429 without Retry-After or JSON code: %v %s", r.header, short(r.body))
-				}
-			default:
-				t.Errorf("status %d: %s", r.status, short(r.body))
-			}
+			countLimited(t, r, http.StatusCreated, &created, &limited)
 		}
 		return created, limited
 	}
