@@ -160,3 +160,21 @@ func TestRoomCacheAnswersWhileReloading(t *testing.T) {
 		t.Errorf("after forget: %+v, want a fresh load", snap.stats)
 	}
 }
+
+// TestRoomCacheOffLoadsUnderTimeout: with the cache off, every request
+// loads the room itself, and under the server's timeout, not the
+// request's context alone (a poll answered from the cache makes no timer,
+// so the load must bring its own deadline).
+func TestRoomCacheOffLoadsUnderTimeout(t *testing.T) {
+	var deadline bool
+	c := &roomCache{ttl: -1, timeout: time.Second, load: func(ctx context.Context, id int64) roomSnap {
+		_, deadline = ctx.Deadline()
+		return roomSnap{event: &ticketrush.Event{ID: id}}
+	}}
+	if snap := c.get(context.Background(), 7); snap.event == nil || snap.event.ID != 7 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if !deadline {
+		t.Error("the load ran without a deadline")
+	}
+}
