@@ -88,8 +88,8 @@ func rewriteServerError(p []byte, maxHeaderBytes int) ([]byte, bool) {
 	// What net/http says after the status, e.g. "missing required Host
 	// header": one of its own fixed texts, never the client's bytes.
 	var reason string
-	if line := p[len(proto)+3 : eol]; bytes.IndexByte(line, ':') >= 0 {
-		reason = string(bytes.TrimSpace(line[bytes.IndexByte(line, ':')+1:]))
+	if _, after, found := bytes.Cut(p[len(proto)+3:eol], []byte(":")); found {
+		reason = string(bytes.TrimSpace(after))
 	}
 	var e *ticketrush.Error
 	switch status {
