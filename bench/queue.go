@@ -729,12 +729,12 @@ func (rep *QueueReport) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- %s: %s\n", s.Backend, s.Detail)
 	}
 	table := func(rs []*QueueResult, round bool) {
-		col := ""
+		col, sep := "", ""
 		if round {
-			col = " round |"
+			col, sep = " round |", "---:|"
 		}
 		fmt.Fprintf(&b, "\n| backend | clients |%s batch reserves/s | joins/s | joins ÷ reserves | join p99 | polls/s | /healthz/s | polls ÷ /healthz | poll p99 |\n", col)
-		b.WriteString("|---|---:|" + strings.Repeat("---:|", strings.Count(col, "|")) + "---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("|---|---:|" + sep + "---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
 			cell := ""
 			if round {
