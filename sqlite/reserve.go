@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/ticketrush/ticketrush"
@@ -292,7 +293,7 @@ func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBa
 	// stored nothing.
 	made := map[visitorKey]*ticketrush.Reservation{}
 	var (
-		rows   [][7]any
+		rows   []any // insertRowArgs per reservation
 		uses   [][2]int64
 		stocks [][2]int64
 		nextID int64
@@ -363,8 +364,8 @@ func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBa
 				made[key] = res
 			}
 			w.results[i].Reservation = res
-			rows = append(rows, [7]any{res.ID, res.UserUID, res.Amount, nullable(res.IdempotencyKey),
-				e.ID, expiresText, limited(e)})
+			rows = append(rows, res.ID, res.UserUID, e.ID, res.Amount, expiresText,
+				nullable(res.IdempotencyKey), limited(e), nowText, nowText)
 			if e.WaitingRoom != nil && en != nil {
 				// Used: a second request of the batch with the same
 				// pass is refused.
@@ -384,10 +385,8 @@ func (s *Store) ReserveBatches(ctx context.Context, batches []ticketrush.EventBa
 	if _, err := tx.StmtContext(ctx, st.setStocks).ExecContext(ctx, mustJSON(stocks), nowText); err != nil {
 		return nil, dbError(ctx, err)
 	}
-	if len(rows) > 0 {
-		if _, err := tx.StmtContext(ctx, st.insertReservations).ExecContext(ctx, mustJSON(rows), nowText); err != nil {
-			return nil, dbError(ctx, err)
-		}
+	if err := insertReservations(ctx, tx, st, rows); err != nil {
+		return nil, dbError(ctx, err)
 	}
 	if len(uses) > 0 {
 		if err := stmtJSON(ctx, tx.StmtContext(ctx, st.useAdmissions), uses); err != nil {
@@ -415,6 +414,22 @@ type eventWork struct {
 type evVisitor struct {
 	event   int64
 	visitor string
+}
+
+// insertReservations inserts rows (insertRowArgs values a reservation) in
+// the fewest statements of st.insertRows: the largest that fits, then the
+// largest that fits what is left. Rows go in in order, so ids stay in
+// arrival order.
+func insertReservations(ctx context.Context, tx *sql.Tx, st *statements, rows []any) error {
+	for len(rows) > 0 {
+		k := min(bits.Len(uint(len(rows)/insertRowArgs))-1, len(st.insertRows)-1)
+		n := insertRowArgs << k
+		if _, err := tx.StmtContext(ctx, st.insertRows[k]).ExecContext(ctx, rows[:n]...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // mustJSON encodes what json.Marshal cannot fail on (numbers, strings,

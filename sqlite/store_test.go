@@ -355,17 +355,18 @@ func TestBatchReleasesOnlyWhenShort(t *testing.T) {
 }
 
 // TestBatchIDs checks that the ids a batch chooses follow those made one at
-// a time, and are the ones stored.
+// a time, and are the ones stored, whatever number of INSERTs the batch's
+// size takes (one per power of two in it, at most 1024 rows each).
 func TestBatchIDs(t *testing.T) {
 	path, c := newDB(t)
 	s := open(t, path, c)
-	ev := createEvent(t, s, concert(100))
-	for round := range 3 {
+	ev := createEvent(t, s, concert(3000))
+	for round, size := range []int{5, 1, 3, 1024 + 37} {
 		one, err := s.Reserve(t.Context(), ticketrush.ReserveRequest{EventID: ev.ID, Amount: 1, VisitorToken: uuid.NewString()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		reqs := make([]ticketrush.ReserveRequest, 5)
+		reqs := make([]ticketrush.ReserveRequest, size)
 		for i := range reqs {
 			reqs[i] = ticketrush.ReserveRequest{EventID: ev.ID, Amount: 2, VisitorToken: uuid.NewString(),
 				IdempotencyKey: fmt.Sprintf("round-%d", round)}
