@@ -49,13 +49,17 @@ const (
 		SELECT ` + nextEventID + `, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0
 		WHERE NOT EXISTS (SELECT 1 FROM events)`
 
-	// sqlStats counts in one statement, so in one snapshot of the database.
+	// sqlStats counts in one statement, so in one snapshot of the database:
+	// the holds through reservations_reserved_event_expires_at, the rest
+	// through reservations_settled_event (both partial, see migration 00004).
 	sqlStats = `SELECT e.capacity, e.ticket_quantity,
-		COALESCE(SUM(r.amount) FILTER (WHERE r.status = 'reserved'), 0),
+		(SELECT COALESCE(SUM(amount), 0) FROM reservations
+			WHERE event_id = e.id AND status = 'reserved'),
 		COALESCE(SUM(r.amount) FILTER (WHERE r.status = 'purchased'), 0),
 		COALESCE(SUM(r.amount) FILTER (WHERE r.status = 'expired'), 0),
 		COALESCE(SUM(r.amount) FILTER (WHERE r.status = 'cancelled'), 0)
-		FROM events AS e LEFT JOIN reservations AS r ON r.event_id = e.id
+		FROM events AS e LEFT JOIN reservations AS r
+			ON r.event_id = e.id AND r.status <> 'reserved'
 		WHERE e.id = ?
 		GROUP BY e.id`
 

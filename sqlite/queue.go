@@ -227,8 +227,7 @@ func (s *Store) DeleteEvent(ctx context.Context, id int64) error {
 	}
 	defer tx.Rollback()
 	var exists, reserved bool
-	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1),
-		EXISTS (SELECT 1 FROM reservations WHERE event_id = ?1)`, id).Scan(&exists, &reserved)
+	err = tx.QueryRowContext(ctx, sqlEventExists, id).Scan(&exists, &reserved)
 	if err != nil {
 		return dbError(ctx, err)
 	}
@@ -453,6 +452,12 @@ func (s *Store) QueueEntry(ctx context.Context, eventID int64, visitor string) (
 // The queue's counting and stepping statements. They run once per step or
 // poll of a whole queue, so they are not kept prepared.
 const (
+	// sqlEventExists tells whether event ?1 exists and whether it has
+	// reservations, each status through its partial index (migration 00004).
+	sqlEventExists = `SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1),
+		EXISTS (SELECT 1 FROM reservations WHERE event_id = ?1 AND status = 'reserved')
+		OR EXISTS (SELECT 1 FROM reservations WHERE event_id = ?1 AND status <> 'reserved')`
+
 	// sqlQueueCounts counts in one statement, so in one snapshot: ?1 event,
 	// ?2 now, ?3 now minus a minute.
 	sqlQueueCounts = `SELECT
