@@ -352,7 +352,10 @@ WHERE e.id = d.id`
 	// global order, so two transactions sharing a visitor's keys crosswise
 	// wait for each other at most one way, never in a cycle. A request that
 	// used an admission pass (admission, the entry's attempt) has the hold
-	// recorded on its queue entry in the same statement.
+	// recorded on its queue entry in the same statement. The transaction
+	// holds every event row FOR UPDATE, which is what keeps a reservation
+	// from naming a deleted event (there is no foreign key, see migration
+	// 00011).
 	insertReservations = `
 WITH new AS (
 	SELECT nextval('reservations_id_seq') AS id, t.ord, t.event_id, t.user_uid, t.amount,
