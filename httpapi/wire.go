@@ -22,15 +22,49 @@ type Time struct{ time.Time }
 // MarshalText implements encoding.TextMarshaler.
 func (t Time) MarshalText() ([]byte, error) {
 	b := make([]byte, 0, len(TimeFormat))
-	return t.UTC().AppendFormat(b, TimeFormat), nil
+	return appendTime(b, t.Time), nil
 }
 
 // MarshalJSON implements json.Marshaler.
 func (t Time) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, len(TimeFormat)+2)
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeFormat)
+	b = appendTime(b, t.Time)
 	return append(b, '"'), nil
+}
+
+// appendTime appends t in TimeFormat. Every answer with a reservation has
+// three times in it; this writes the fixed-width form directly rather
+// than interpreting the layout each time (156 ns against 473: go test
+// ./httpapi -bench AppendTime).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeFormat)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n, which is not negative, in exactly width digits.
+func appendDigits(b []byte, n, width int) []byte {
+	start := len(b)
+	for range width {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; i >= start && n > 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
@@ -215,11 +249,11 @@ func appendReservation(b []byte, r *Reservation) []byte {
 	b = append(b, `,"status":`...)
 	b = appendString(b, r.Status)
 	b = append(b, `,"expires_at":"`...)
-	b = r.ExpiresAt.UTC().AppendFormat(b, TimeFormat)
+	b = appendTime(b, r.ExpiresAt.Time)
 	b = append(b, `","created_at":"`...)
-	b = r.CreatedAt.UTC().AppendFormat(b, TimeFormat)
+	b = appendTime(b, r.CreatedAt.Time)
 	b = append(b, `","updated_at":"`...)
-	b = r.UpdatedAt.UTC().AppendFormat(b, TimeFormat)
+	b = appendTime(b, r.UpdatedAt.Time)
 	return append(b, `"}}`...)
 }
 
@@ -261,7 +295,7 @@ func appendQueueStatus(b []byte, q *QueueStatus) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '"')
-		b = q.PassExpiresAt.UTC().AppendFormat(b, TimeFormat)
+		b = appendTime(b, q.PassExpiresAt.Time)
 		b = append(b, '"')
 	}
 	return append(b, "}}"...)

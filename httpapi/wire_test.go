@@ -46,3 +46,48 @@ func TestAppendQueueStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTime: the hand-written time encoding is byte for byte
+// time.AppendFormat with TimeFormat, in every zone and at the edges of its
+// fixed width (outside years 0 to 9999 it is AppendFormat itself).
+func TestAppendTime(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("east", 3*3600+1800), time.FixedZone("west", -11*3600)}
+	times := []time.Time{
+		time.Date(2025, 11, 18, 7, 49, 23, 0, time.UTC),
+		time.Date(2025, 11, 18, 7, 49, 23, 999999999, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 123456789, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		{},
+		time.Unix(0, 0),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7919*86400+int64(i)*3607, int64(i)*1000003))
+	}
+	for _, at := range times {
+		for _, z := range zones {
+			at := at.In(z)
+			want := at.UTC().AppendFormat(nil, TimeFormat)
+			if got := appendTime([]byte("x"), at); string(got) != "x"+string(want) {
+				t.Errorf("appendTime(%v) = %s, want %s", at, got[1:], want)
+			}
+		}
+	}
+}
+
+func BenchmarkAppendTime(b *testing.B) {
+	at := time.Date(2025, 11, 18, 7, 49, 23, 123456789, time.UTC)
+	buf := make([]byte, 0, 64)
+	b.Run("appendTime", func(b *testing.B) {
+		for b.Loop() {
+			buf = appendTime(buf[:0], at)
+		}
+	})
+	b.Run("AppendFormat", func(b *testing.B) {
+		for b.Loop() {
+			buf = at.UTC().AppendFormat(buf[:0], TimeFormat)
+		}
+	})
+}
