@@ -68,6 +68,11 @@ type Config struct {
 	Events int
 	// MaxPerVisitor is the bench events' max_per_visitor (0: no cap).
 	MaxPerVisitor int64
+	// Rounds repeats every run (default 1), each round going through
+	// every backend in turn, so that one backend's runs are interleaved
+	// with the others' on a noisy machine; the report then gives each
+	// figure's median over the rounds beside the rounds themselves.
+	Rounds int
 }
 
 // ServeFunc serves the HTTP API over an open, migrated store on ln until
@@ -148,10 +153,31 @@ type Report struct {
 	Backends   []Setup   `json:"backends"`
 	Runs       []*Result `json:"runs"`
 	// Scaling compares each backend and strategy at its most clients to
-	// its fewest, when --concurrency lists several.
-	Scaling  []Scaling `json:"scaling,omitempty"`
-	OK       bool      `json:"ok"`
-	Problems []string  `json:"problems,omitempty"`
+	// its fewest, when --concurrency lists several (per round).
+	Scaling []Scaling `json:"scaling,omitempty"`
+	// Medians gives, with several rounds, each backend, strategy and
+	// client count's median over the rounds; each ratio is the median of
+	// the ratios taken within a round.
+	Medians  []Median `json:"medians,omitempty"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Median is one backend, strategy and client count over the rounds.
+type Median struct {
+	Backend       string  `json:"backend"`
+	Strategy      string  `json:"strategy"`
+	Clients       int     `json:"clients"`
+	Rounds        int     `json:"rounds"`
+	ReservePerSec float64 `json:"reserve_per_sec"`
+	HealthzPerSec float64 `json:"healthz_per_sec"`
+	// VsHealthz and VsLock are medians of each round's ratio; VsLock is
+	// null without lock runs.
+	VsHealthz        float64   `json:"vs_healthz"`
+	VsHealthzRounds  []float64 `json:"vs_healthz_rounds"`
+	VsLock           *float64  `json:"vs_lock"`
+	ReserveCPUMicros float64   `json:"reserve_cpu_us"`
+	HealthzCPUMicros float64   `json:"healthz_cpu_us"`
 }
 
 type Machine struct {
@@ -169,6 +195,7 @@ type Setup struct {
 }
 
 type Scaling struct {
+	Round    int     `json:"round,omitempty"`
 	Backend  string  `json:"backend"`
 	Strategy string  `json:"strategy"`
 	From     int     `json:"from_clients"`
@@ -178,6 +205,8 @@ type Scaling struct {
 
 // Result is one backend × strategy × client count.
 type Result struct {
+	// Round is the run's round (1…Rounds) when there are several.
+	Round    int    `json:"round,omitempty"`
 	Backend  string `json:"backend"`
 	Strategy string `json:"strategy"`
 	Clients  int    `json:"clients"`
@@ -309,20 +338,20 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			return benchRedis(ctx, c.Redis)
 		})
 	}
-	r.total = len(opens) * len(c.Clients) * len(c.Strategies)
+	r.total = rounds(c) * len(opens) * len(c.Clients) * len(c.Strategies)
 	r.start = time.Now()
 	r.estimate = LoadTime(c, len(opens))
 	fmt.Fprintf(r.progress, "bench: %s\n", Plan(c, len(opens)))
-	for _, open := range opens {
-		b, err := open(ctx)
-		if err != nil {
-			return nil, err
+	for round := 1; round <= rounds(c); round++ {
+		if rounds(c) > 1 {
+			r.round = round
+			fmt.Fprintf(r.progress, "bench: round %d of %d\n", round, rounds(c))
 		}
-		rep.Backends = append(rep.Backends, Setup{Backend: b.name, Detail: b.detail})
-		err = r.backendRuns(ctx, b, rep)
-		if derr := b.drop(); derr != nil {
-			fmt.Fprintf(r.progress, "bench: removing the %s bench database: %v\n", b.name, derr)
-		}
+		// Each round opens a fresh database (server, event): a round
+		// measures what the first one did, not a fuller table.
+		err := eachBackend(ctx, opens, round, &rep.Backends, r.progress, "bench", func(b *backend) error {
+			return r.backendRuns(ctx, b, rep)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -332,20 +361,50 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	return rep, nil
 }
 
+// eachBackend opens each of opens in turn, lists it in setups in the first
+// round, calls fn with it and drops its database, whether fn failed or not.
+func eachBackend(ctx context.Context, opens []func(context.Context) (*backend, error), round int,
+	setups *[]Setup, progress io.Writer, label string, fn func(*backend) error) error {
+	for _, open := range opens {
+		b, err := open(ctx)
+		if err != nil {
+			return err
+		}
+		if round == 1 {
+			*setups = append(*setups, Setup{Backend: b.name, Detail: b.detail})
+		}
+		err = fn(b)
+		if derr := b.drop(); derr != nil {
+			fmt.Fprintf(progress, "%s: removing the %s bench database: %v\n", label, b.name, derr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Plan says how long a bench with c on backends backends will load the
 // servers: each run is two loads (reserve, then /healthz on the same
 // server), each a warm-up and a measurement. Set-up (databases, servers,
 // checks) comes on top, usually well under a second per run.
 func Plan(c Config, backends int) string {
-	runs := backends * len(c.Clients) * len(c.Strategies)
-	return fmt.Sprintf("%d runs (%d backends × %d client counts × %d strategies), each 2 loads (reserve, /healthz) of %s warm-up + %s measured: about %s in all, plus set-up",
-		runs, backends, len(c.Clients), len(c.Strategies), c.Warmup, c.Duration, LoadTime(c, backends))
+	runs := rounds(c) * backends * len(c.Clients) * len(c.Strategies)
+	perRound := ""
+	if rounds(c) > 1 {
+		perRound = fmt.Sprintf("%d rounds × ", rounds(c))
+	}
+	return fmt.Sprintf("%d runs (%s%d backends × %d client counts × %d strategies), each 2 loads (reserve, /healthz) of %s warm-up + %s measured: about %s in all, plus set-up",
+		runs, perRound, backends, len(c.Clients), len(c.Strategies), c.Warmup, c.Duration, LoadTime(c, backends))
 }
+
+// rounds is c.Rounds, at least 1.
+func rounds(c Config) int { return max(c.Rounds, 1) }
 
 // LoadTime is the time a bench with c on backends backends spends under
 // load.
 func LoadTime(c Config, backends int) time.Duration {
-	runs := backends * len(c.Clients) * len(c.Strategies)
+	runs := rounds(c) * backends * len(c.Clients) * len(c.Strategies)
 	return time.Duration(runs*2) * (c.Warmup + c.Duration)
 }
 
@@ -358,6 +417,7 @@ type runner struct {
 	total, done int
 	start       time.Time
 	estimate    time.Duration // of the time under load
+	round       int           // the round running, 0 with one round
 }
 
 // pickLoad chooses the load generator as c.Load asks.
@@ -395,6 +455,7 @@ func (r *runner) backendRuns(ctx context.Context, b *backend, rep *Report) error
 			fmt.Fprintf(r.progress, "bench: [%d/%d] %s %s, %d clients: %.0f reserves/s (p99 %s), %.0f /healthz/s; %s of about %s so far\n",
 				r.done, r.total, b.name, strategy, clients, res.ReservePerSec, fmtMs(res.P99Ms), res.HealthzPerSec,
 				time.Since(r.start).Round(100*time.Millisecond), r.estimate)
+			res.Round = r.round
 			rep.Runs = append(rep.Runs, res)
 		}
 	}

@@ -384,3 +384,45 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestReportMedians: with several rounds each run is compared with the lock
+// run of its own round, and the medians are taken over the rounds, each
+// ratio as the median of the rounds' ratios.
+func TestReportMedians(t *testing.T) {
+	run := func(round int, strategy string, reserves, healthz float64) *Result {
+		return &Result{Round: round, Backend: "sqlite", Strategy: strategy, Clients: 256,
+			ReservePerSec: reserves, HealthzPerSec: healthz, VsHealthz: reserves / healthz, Invariant: "ok"}
+	}
+	rep := &Report{Runs: []*Result{
+		run(1, "lock", 100, 1000), run(1, "batch", 400, 1000),
+		run(2, "lock", 50, 500), run(2, "batch", 300, 500), // a slow round: lock and batch alike
+		run(3, "lock", 100, 1000), run(3, "batch", 450, 1000),
+	}}
+	rep.finish(Config{Clients: []int{256}})
+	if *rep.Runs[3].VsLock != 6 {
+		t.Errorf("round 2 batch × lock = %v, want 6 (its own round's lock)", *rep.Runs[3].VsLock)
+	}
+	if len(rep.Medians) != 2 {
+		t.Fatalf("%d medians, want 2 (lock, batch)", len(rep.Medians))
+	}
+	m := rep.Medians[1]
+	if m.Strategy != "batch" || m.Rounds != 3 || m.ReservePerSec != 400 || m.VsHealthz != 0.45 ||
+		m.VsLock == nil || *m.VsLock != 4.5 || len(m.VsHealthzRounds) != 3 || m.VsHealthzRounds[1] != 0.6 {
+		t.Errorf("batch medians = %+v, want 400/s, 0.45× /healthz (0.4, 0.6, 0.45), 4.5× lock", m)
+	}
+	var b strings.Builder
+	rep.WriteMarkdown(&b)
+	for _, want := range []string{"| round |", "medians over the rounds", "0.45× (0.40, 0.60, 0.45)", "4.5×"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	one := &Report{Runs: []*Result{run(0, "batch", 400, 1000)}}
+	one.finish(Config{Clients: []int{256}})
+	b.Reset()
+	one.WriteMarkdown(&b)
+	if len(one.Medians) != 0 || strings.Contains(b.String(), "round") {
+		t.Errorf("one round: medians %+v, report:\n%s", one.Medians, b.String())
+	}
+}

@@ -63,8 +63,6 @@ const (
 // reserve bench; the checkout bench needs wrk.
 type CheckoutConfig struct {
 	Config
-	// Rounds is how many times each run is repeated (default 1).
-	Rounds int
 }
 
 // CheckoutReport is what bench --checkout prints, as a table or as JSON.

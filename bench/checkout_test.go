@@ -25,7 +25,8 @@ func TestRunCheckout(t *testing.T) {
 	c.Clients = []int{16}
 	c.Strategies = []string{"batch"}
 	c.Duration, c.Warmup = 500*time.Millisecond, time.Second
-	rep, err := RunCheckout(t.Context(), CheckoutConfig{Config: c, Rounds: 2})
+	c.Rounds = 2
+	rep, err := RunCheckout(t.Context(), CheckoutConfig{Config: c})
 	if err != nil {
 		t.Fatal(err)
 	}

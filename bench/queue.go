@@ -58,10 +58,9 @@ type QueueConfig struct {
 	// (default one minute).
 	Crowd       int
 	CrowdWithin time.Duration
-	// Rounds repeats every run (default 1), the backends interleaved, and
-	// judges the targets on each figure's median over the rounds: runs on
-	// a 2-core machine differ by ±20%. The crowd runs in the first round.
-	Rounds int
+	// Config.Rounds repeats every run, and the targets are judged on each
+	// figure's median over the rounds: runs on a 2-core machine differ by
+	// ±20%. The crowd runs in the first round.
 }
 
 // Targets of the waiting room under wrk.
@@ -225,32 +224,22 @@ func RunQueue(ctx context.Context, c QueueConfig) (*QueueReport, error) {
 		if round > 1 {
 			rc.Crowd = -1
 		}
-		for _, open := range opens {
-			b, err := open(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if round == 1 {
-				rep.Backends = append(rep.Backends, Setup{Backend: b.name, Detail: b.detail})
-			}
+		err := eachBackend(ctx, opens, round, &rep.Backends, r.progress, "bench --queue", func(b *backend) error {
 			for _, clients := range c.Clients {
 				if c.Rounds > 1 {
 					fmt.Fprintf(r.progress, "bench --queue: round %d of %d\n", round, c.Rounds)
 				}
-				res, rerr := r.queueRun(ctx, qw, &rc, b, clients)
-				if rerr != nil {
-					err = fmt.Errorf("bench --queue %s %d clients: %w", b.name, clients, rerr)
-					break
+				res, err := r.queueRun(ctx, qw, &rc, b, clients)
+				if err != nil {
+					return fmt.Errorf("bench --queue %s %d clients: %w", b.name, clients, err)
 				}
 				res.Round = round
 				rep.Runs = append(rep.Runs, res)
 			}
-			if derr := b.drop(); derr != nil {
-				fmt.Fprintf(r.progress, "bench --queue: removing the %s bench database: %v\n", b.name, derr)
-			}
-			if err != nil {
-				return nil, err
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	fmt.Fprintf(r.progress, "bench --queue: done in %s\n", time.Since(start).Round(100*time.Millisecond))

@@ -13,7 +13,9 @@ import (
 // finish fills the ratios and the verdict.
 func (rep *Report) finish(c Config) {
 	lock := map[string]*Result{}
-	key := func(r *Result) string { return r.Backend + "/" + strconv.Itoa(r.Clients) }
+	key := func(r *Result) string {
+		return r.Backend + "/" + strconv.Itoa(r.Clients) + "/" + strconv.Itoa(r.Round)
+	}
 	for _, r := range rep.Runs {
 		if r.Strategy == "lock" {
 			lock[key(r)] = r
@@ -24,7 +26,7 @@ func (rep *Report) finish(c Config) {
 			v := r.ReservePerSec / l.ReservePerSec
 			r.VsLock = &v
 		}
-		name := fmt.Sprintf("%s %s at %d clients", r.Backend, r.Strategy, r.Clients)
+		name := fmt.Sprintf("%s%s %s at %d clients", roundOf(r.Round), r.Backend, r.Strategy, r.Clients)
 		if r.Oversold > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s oversold %d tickets", name, r.Oversold))
 		}
@@ -48,16 +50,64 @@ func (rep *Report) finish(c Config) {
 				continue
 			}
 			for _, s := range rep.Runs {
-				if s.Clients == hi && s.Backend == r.Backend && s.Strategy == r.Strategy && r.ReservePerSec > 0 {
+				if s.Clients == hi && s.Backend == r.Backend && s.Strategy == r.Strategy && s.Round == r.Round && r.ReservePerSec > 0 {
 					rep.Scaling = append(rep.Scaling, Scaling{
-						Backend: r.Backend, Strategy: r.Strategy, From: lo, To: hi,
+						Round: r.Round, Backend: r.Backend, Strategy: r.Strategy, From: lo, To: hi,
 						Ratio: s.ReservePerSec / r.ReservePerSec,
 					})
 				}
 			}
 		}
 	}
+	rep.medians()
 	rep.OK = len(rep.Problems) == 0
+}
+
+// medians fills Medians when the runs come in several rounds, in the order
+// of the first round's runs.
+func (rep *Report) medians() {
+	rep.Medians = nil
+	type key struct {
+		backend, strategy string
+		clients           int
+	}
+	var order []key
+	groups := map[key][]*Result{}
+	multi := false
+	for _, r := range rep.Runs {
+		k := key{r.Backend, r.Strategy, r.Clients}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+		multi = multi || r.Round > 1
+	}
+	if !multi {
+		return
+	}
+	for _, k := range order {
+		rs := groups[k]
+		m := Median{
+			Backend: k.backend, Strategy: k.strategy, Clients: k.clients, Rounds: len(rs),
+			ReservePerSec:    medianOf(rs, func(r *Result) float64 { return r.ReservePerSec }),
+			HealthzPerSec:    medianOf(rs, func(r *Result) float64 { return r.HealthzPerSec }),
+			VsHealthz:        medianOf(rs, func(r *Result) float64 { return r.VsHealthz }),
+			ReserveCPUMicros: medianOf(rs, func(r *Result) float64 { return r.ReserveCPUMicros }),
+			HealthzCPUMicros: medianOf(rs, func(r *Result) float64 { return r.HealthzCPUMicros }),
+		}
+		var vsLock []float64
+		for _, r := range rs {
+			m.VsHealthzRounds = append(m.VsHealthzRounds, r.VsHealthz)
+			if r.VsLock != nil {
+				vsLock = append(vsLock, *r.VsLock)
+			}
+		}
+		if len(vsLock) > 0 {
+			v := median(vsLock)
+			m.VsLock = &v
+		}
+		rep.Medians = append(rep.Medians, m)
+	}
 }
 
 func slicesMinMax(v []int) (lo, hi int) {
@@ -95,7 +145,19 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if rep.Load != LoadWrk {
 		cpuHead = "server+clients µs"
 	}
-	rows := [][]string{{"backend", "strategy", "clients", "reserve/s", "p50", "p99", "errors", "oversold", "× lock", "× /healthz", "/healthz/s", cpuHead + "/reserve", cpuHead + "/healthz"}}
+	multi := len(rep.Medians) > 0
+	// round prefixes a run's row or note with its round when there are
+	// several.
+	round := func(r int, cells ...string) []string {
+		if !multi {
+			return cells
+		}
+		return append([]string{strconv.Itoa(r)}, cells...)
+	}
+	rows := [][]string{round(0, "backend", "strategy", "clients", "reserve/s", "p50", "p99", "errors", "oversold", "× lock", "× /healthz", "/healthz/s", cpuHead+"/reserve", cpuHead+"/healthz")}
+	if multi {
+		rows[0][0] = "round"
+	}
 	for _, r := range rep.Runs {
 		errs := strconv.FormatInt(r.Errors, 10)
 		if r.Errors > 0 {
@@ -113,24 +175,52 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		if r.VsLock != nil {
 			vsLock = fmt.Sprintf("%.1f×", *r.VsLock)
 		}
-		rows = append(rows, []string{
+		rows = append(rows, round(r.Round,
 			r.Backend, r.Strategy, strconv.Itoa(r.Clients),
 			fmt.Sprintf("%.0f", r.ReservePerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms),
 			errs, over, vsLock, fmt.Sprintf("%.2f×", r.VsHealthz), fmt.Sprintf("%.0f", r.HealthzPerSec),
 			fmt.Sprintf("%.0f", r.ReserveCPUMicros), fmt.Sprintf("%.0f", r.HealthzCPUMicros),
-		})
+		))
 	}
-	writeTable(w, rows, map[int]bool{2: true, 3: true, 4: true, 5: true, 8: true, 9: true, 10: true, 11: true, 12: true})
+	right := map[int]bool{}
+	for _, c := range []int{2, 3, 4, 5, 8, 9, 10, 11, 12} {
+		if multi {
+			c++
+		}
+		right[c] = true
+	}
+	writeTable(w, rows, right)
+	if multi {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "medians over the rounds (each ratio the median of the ratios within a round; the rounds' × /healthz in brackets):")
+		fmt.Fprintln(w)
+		rows := [][]string{{"backend", "strategy", "clients", "rounds", "reserve/s", "× lock", "× /healthz", "/healthz/s", cpuHead + "/reserve", cpuHead + "/healthz"}}
+		for _, m := range rep.Medians {
+			vsLock := "–"
+			if m.VsLock != nil {
+				vsLock = fmt.Sprintf("%.1f×", *m.VsLock)
+			}
+			each := make([]string, len(m.VsHealthzRounds))
+			for i, v := range m.VsHealthzRounds {
+				each[i] = fmt.Sprintf("%.2f", v)
+			}
+			rows = append(rows, []string{m.Backend, m.Strategy, strconv.Itoa(m.Clients), strconv.Itoa(m.Rounds),
+				fmt.Sprintf("%.0f", m.ReservePerSec), vsLock,
+				fmt.Sprintf("%.2f× (%s)", m.VsHealthz, strings.Join(each, ", ")), fmt.Sprintf("%.0f", m.HealthzPerSec),
+				fmt.Sprintf("%.0f", m.ReserveCPUMicros), fmt.Sprintf("%.0f", m.HealthzCPUMicros)})
+		}
+		writeTable(w, rows, map[int]bool{2: true, 3: true, 4: true, 5: true, 7: true, 8: true, 9: true})
+	}
 
 	var notes []string
 	for _, r := range rep.Runs {
 		if r.LoadCPUMicros > 0 {
-			notes = append(notes, fmt.Sprintf("- %s %s, %d clients: the load generator spent %.0f µs of CPU per reserve, outside the server",
-				r.Backend, r.Strategy, r.Clients, r.LoadCPUMicros))
+			notes = append(notes, fmt.Sprintf("- %s%s %s, %d clients: the load generator spent %.0f µs of CPU per reserve, outside the server",
+				roundOf(r.Round), r.Backend, r.Strategy, r.Clients, r.LoadCPUMicros))
 		}
 		if b := r.Batches; b != nil && b.Count > 0 {
-			notes = append(notes, fmt.Sprintf("- %s batch, %d clients: %d transactions, %.1f reserves each, %s per transaction (commit included), %s queued before one started",
-				r.Backend, r.Clients, b.Count, b.MeanSize, fmtMs(b.MeanMs), fmtMs(b.MeanWaitMs)))
+			notes = append(notes, fmt.Sprintf("- %s%s batch, %d clients: %d transactions, %.1f reserves each, %s per transaction (commit included), %s queued before one started",
+				roundOf(r.Round), r.Backend, r.Clients, b.Count, b.MeanSize, fmtMs(b.MeanMs), fmtMs(b.MeanWaitMs)))
 		}
 	}
 	if len(notes) > 0 {
@@ -140,7 +230,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if len(rep.Scaling) > 0 {
 		fmt.Fprintln(w)
 		for _, s := range rep.Scaling {
-			fmt.Fprintf(w, "- %s %s: %d clients reserve %.2f× as fast as %d clients\n", s.Backend, s.Strategy, s.To, s.Ratio, s.From)
+			fmt.Fprintf(w, "- %s%s %s: %d clients reserve %.2f× as fast as %d clients\n", roundOf(s.Round), s.Backend, s.Strategy, s.To, s.Ratio, s.From)
 		}
 	}
 	fmt.Fprintln(w)
@@ -151,6 +241,14 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	for _, p := range rep.Problems {
 		fmt.Fprintln(w, "FAIL:", p)
 	}
+}
+
+// roundOf names round r at the start of a note; nothing with one round.
+func roundOf(r int) string {
+	if r == 0 {
+		return ""
+	}
+	return fmt.Sprintf("round %d: ", r)
 }
 
 // writeTable prints rows as a markdown table with padded columns; the

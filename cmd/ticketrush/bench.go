@@ -18,7 +18,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--events 1] [--max-per-visitor 0] [--queue] [--json]
+		fmt.Fprint(stderr, `Usage: ticketrush bench [--postgres URL] [--redis URL] [--concurrency 256] [--duration 10s] [--warmup 1s] [--strategies lock,batch] [--load auto|wrk|go] [--events 1] [--max-per-visitor 0] [--rounds 1] [--queue] [--json]
 
 Measures reserve throughput over real HTTP on loopback, for each backend it
 can reach (SQLite unless --sqlite=false, in a new directory under $TMPDIR
@@ -41,6 +41,13 @@ checks the event's stats: nothing oversold, capacity == available + held +
 purchased, and held == the tickets acknowledged (give or take the answers
 wrk never read when it stopped). It exits with status 1 when any run
 oversold, broke that invariant, or got a 5xx.
+
+With --rounds N every run is repeated N times, each round going through
+every backend (a fresh database each time), and the report adds each
+backend and strategy's medians over the rounds: reserves/s, and the
+ratios (x lock, x /healthz) as medians of the ratios within each round.
+Runs on a small shared machine differ by 20% and more; medians of
+interleaved rounds are what to compare.
 
 With --queue it measures the waiting room instead, on one fresh server per
 backend (batch strategy, rate limit and join quota off, challenge_bits 0):
@@ -76,7 +83,7 @@ Flags:
 	crowd := fs.Int("crowd", bench.DefaultCrowd, "with --queue: visitors of the crowd run (0: skip it)")
 	crowdWithin := fs.Duration("crowd-within", bench.DefaultCrowdWithin, "with --queue: the crowd run's target, e.g. 1m")
 	checkout := fs.Bool("checkout", false, "measure checkout and reads instead (needs wrk): reserves, then purchases (each its own hold and visitor), GET /api/events with 20 events, GET /api/events/{id} and /healthz on each server")
-	rounds := fs.Int("rounds", 1, "with --checkout or --queue: repeat every run this many times, backends interleaved, and judge the medians")
+	rounds := fs.Int("rounds", 1, "repeat every run this many times, backends interleaved, and report (with --checkout and --queue: judge) the medians")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -114,13 +121,17 @@ Flags:
 	case c.WrkThreads < 1:
 		fmt.Fprintln(stderr, "--wrk-threads must be at least 1")
 		return errUsage
+	case *rounds < 1 || *rounds > 100:
+		fmt.Fprintln(stderr, "--rounds: want 1 to 100")
+		return errUsage
 	}
 
+	c.Rounds = *rounds
 	if *queue {
-		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *rounds, *asJSON, stdout, stderr)
+		return runQueueBench(ctx, c, *pool, *crowd, *crowdWithin, *asJSON, stdout, stderr)
 	}
 	if *checkout {
-		return runCheckoutBench(ctx, bench.CheckoutConfig{Config: c, Rounds: *rounds}, *asJSON, stdout)
+		return runCheckoutBench(ctx, bench.CheckoutConfig{Config: c}, *asJSON, stdout)
 	}
 	rep, err := bench.Run(ctx, c)
 	if err != nil {

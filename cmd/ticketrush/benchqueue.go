@@ -12,16 +12,13 @@ import (
 
 // runQueueBench runs bench --queue: the waiting room's throughput and the
 // crowd run, with the backends, client counts and durations of c.
-func runQueueBench(ctx context.Context, c bench.Config, pool, crowd int, within time.Duration, rounds int, asJSON bool, stdout, stderr io.Writer) error {
+func runQueueBench(ctx context.Context, c bench.Config, pool, crowd int, within time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 	switch {
 	case pool < 1 || pool > 1_000_000:
 		fmt.Fprintln(stderr, "--queue-pool: want 1 to 1000000 visitors")
 		return errUsage
 	case crowd < 0 || crowd > 10_000_000:
 		fmt.Fprintln(stderr, "--crowd: want 0 (skip) to 10000000 visitors")
-		return errUsage
-	case rounds < 1 || rounds > 100:
-		fmt.Fprintln(stderr, "--rounds: want 1 to 100")
 		return errUsage
 	case within <= 0:
 		fmt.Fprintln(stderr, "--crowd-within must be positive")
@@ -30,7 +27,7 @@ func runQueueBench(ctx context.Context, c bench.Config, pool, crowd int, within 
 		fmt.Fprintln(stderr, "--queue needs wrk: every join is a fresh visitor and every poll a joined one (--load wrk or auto)")
 		return errUsage
 	}
-	qc := bench.QueueConfig{Config: c, Pool: pool, Crowd: crowd, CrowdWithin: within, Rounds: rounds}
+	qc := bench.QueueConfig{Config: c, Pool: pool, Crowd: crowd, CrowdWithin: within}
 	if crowd == 0 {
 		qc.Crowd = -1
 	}
