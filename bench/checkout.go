@@ -470,18 +470,10 @@ func runWrkPurchases(ctx context.Context, w *wrkTool, url string, threads int, w
 
 // finish computes the medians and the checks.
 func (rep *CheckoutReport) finish() {
-	type key struct {
-		backend, strategy string
-		clients           int
-	}
-	groups := map[key][]*CheckoutResult{}
-	var order []key
+	order, groups := groupRounds(rep.Runs, func(r *CheckoutResult) runKey {
+		return runKey{r.Backend, r.Strategy, r.Clients}
+	})
 	for _, r := range rep.Runs {
-		k := key{r.Backend, r.Strategy, r.Clients}
-		if groups[k] == nil {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], r)
 		name := fmt.Sprintf("%s %s %d clients round %d", r.Backend, r.Strategy, r.Clients, r.Round)
 		for _, l := range []struct {
 			what string

@@ -628,19 +628,9 @@ func (w *queueWrk) crowd(ctx context.Context, tr http.RoundTripper, base, token 
 // finish computes the medians and fills the verdict: errors in any run
 // are problems, the throughput targets are judged on the medians.
 func (rep *QueueReport) finish() {
-	type key struct {
-		backend string
-		clients int
-	}
-	groups := map[key][]*QueueResult{}
-	var order []key
-	for _, r := range rep.Runs {
-		k := key{r.Backend, r.Clients}
-		if groups[k] == nil {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], r)
-	}
+	// The queue bench runs the batch strategy only.
+	keyOf := func(r *QueueResult) runKey { return runKey{backend: r.Backend, clients: r.Clients} }
+	order, groups := groupRounds(rep.Runs, keyOf)
 	rep.Medians = nil
 	for _, k := range order {
 		rs := groups[k]
@@ -680,7 +670,7 @@ func (rep *QueueReport) finish() {
 	}
 	for _, r := range rep.Runs {
 		name := fmt.Sprintf("%s at %d clients", r.Backend, r.Clients)
-		if r.Round > 0 && len(groups[key{r.Backend, r.Clients}]) > 1 {
+		if r.Round > 0 && len(groups[keyOf(r)]) > 1 {
 			name += fmt.Sprintf(" round %d", r.Round)
 		}
 		for _, l := range []struct {

@@ -67,24 +67,10 @@ func (rep *Report) finish(c Config) {
 // of the first round's runs.
 func (rep *Report) medians() {
 	rep.Medians = nil
-	type key struct {
-		backend, strategy string
-		clients           int
-	}
-	var order []key
-	groups := map[key][]*Result{}
-	multi := false
-	for _, r := range rep.Runs {
-		k := key{r.Backend, r.Strategy, r.Clients}
-		if groups[k] == nil {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], r)
-		multi = multi || r.Round > 1
-	}
-	if !multi {
+	if !slices.ContainsFunc(rep.Runs, func(r *Result) bool { return r.Round > 1 }) {
 		return
 	}
+	order, groups := groupRounds(rep.Runs, func(r *Result) runKey { return runKey{r.Backend, r.Strategy, r.Clients} })
 	for _, k := range order {
 		rs := groups[k]
 		m := Median{
@@ -146,18 +132,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		cpuHead = "server+clients µs"
 	}
 	multi := len(rep.Medians) > 0
-	// round prefixes a run's row or note with its round when there are
-	// several.
-	round := func(r int, cells ...string) []string {
-		if !multi {
-			return cells
-		}
-		return append([]string{strconv.Itoa(r)}, cells...)
-	}
-	rows := [][]string{round(0, "backend", "strategy", "clients", "reserve/s", "p50", "p99", "errors", "oversold", "× lock", "× /healthz", "/healthz/s", cpuHead+"/reserve", cpuHead+"/healthz")}
-	if multi {
-		rows[0][0] = "round"
-	}
+	rows := [][]string{{"backend", "strategy", "clients", "reserve/s", "p50", "p99", "errors", "oversold", "× lock", "× /healthz", "/healthz/s", cpuHead + "/reserve", cpuHead + "/healthz"}}
 	for _, r := range rep.Runs {
 		errs := strconv.FormatInt(r.Errors, 10)
 		if r.Errors > 0 {
@@ -175,19 +150,25 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		if r.VsLock != nil {
 			vsLock = fmt.Sprintf("%.1f×", *r.VsLock)
 		}
-		rows = append(rows, round(r.Round,
+		rows = append(rows, []string{
 			r.Backend, r.Strategy, strconv.Itoa(r.Clients),
 			fmt.Sprintf("%.0f", r.ReservePerSec), fmtMs(r.P50Ms), fmtMs(r.P99Ms),
 			errs, over, vsLock, fmt.Sprintf("%.2f×", r.VsHealthz), fmt.Sprintf("%.0f", r.HealthzPerSec),
 			fmt.Sprintf("%.0f", r.ReserveCPUMicros), fmt.Sprintf("%.0f", r.HealthzCPUMicros),
-		))
+		})
 	}
-	right := map[int]bool{}
-	for _, c := range []int{2, 3, 4, 5, 8, 9, 10, 11, 12} {
-		if multi {
-			c++
+	right := map[int]bool{2: true, 3: true, 4: true, 5: true, 8: true, 9: true, 10: true, 11: true, 12: true}
+	if multi {
+		// Each run's round goes in a first column.
+		rows[0] = append([]string{"round"}, rows[0]...)
+		for i, r := range rep.Runs {
+			rows[i+1] = append([]string{strconv.Itoa(r.Round)}, rows[i+1]...)
 		}
-		right[c] = true
+		shifted := map[int]bool{}
+		for c := range right {
+			shifted[c+1] = true
+		}
+		right = shifted
 	}
 	writeTable(w, rows, right)
 	if multi {
@@ -303,6 +284,28 @@ func fmtMs(ms float64) string {
 
 func fmtSeconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).String()
+}
+
+// runKey names the runs that rounds repeat: one backend, strategy and
+// client count.
+type runKey struct {
+	backend, strategy string
+	clients           int
+}
+
+// groupRounds groups runs by key, keys in the order of their first run: the
+// rounds of each run, for its medians.
+func groupRounds[T any](runs []T, key func(T) runKey) ([]runKey, map[runKey][]T) {
+	var order []runKey
+	groups := map[runKey][]T{}
+	for _, r := range runs {
+		k := key(r)
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	return order, groups
 }
 
 // medianOf returns the median of f over rs.
