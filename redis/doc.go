@@ -15,9 +15,9 @@
 //	                     "status amount visitor expires_at created_at updated_at key"
 //	tr:{e:42}:holds      sorted set: numbers of holds in status reserved,
 //	                     scored by expires_at (µs)
-//	tr:{e:42}:vholds     sorted set by name: the same holds as
-//	                     "visitor:expires_at:number:amount", so one visitor's
-//	                     unexpired holds are one ZRANGEBYLEX (max_per_visitor)
+//	tr:{e:42}:vheld      hash: visitor -> the same holds as
+//	                     "number:expires_at:amount ...", so one visitor's
+//	                     holds are one HGET at any size (max_per_visitor)
 //	tr:{e:42}:vbought    hash: visitor -> tickets bought (max_per_visitor)
 //	tr:{e:42}            also: max_per_order, hidden, sale_closed, and the
 //	                     waiting room (wr, wr_apm, wr_max_active, wr_pass,
@@ -39,7 +39,7 @@
 //	tr:{v:UUID}:claims   hash: Idempotency-Key -> event id (Cluster only)
 //	tr:events            sorted set: every event id (Events, the sweeper)
 //	tr:events:seq        counter: the last event id
-//	tr:schema            the data layout version (Migrate)
+//	tr:schema            the data layout version (Migrate, SchemaVersion)
 //
 // Times are integer microseconds since the Unix epoch, UTC.
 //

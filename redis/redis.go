@@ -19,8 +19,12 @@ import (
 )
 
 // SchemaVersion is the data layout this package reads and writes. Migrate
-// records it; there is nothing else to migrate, because Redis has no schema.
-const SchemaVersion = 1
+// records it and converts data of an older layout:
+//
+//   - 1: a visitor's holds in a sorted set by name (PREFIX:{e:ID}:vholds)
+//   - 2: the same in a hash, visitor -> holds (PREFIX:{e:ID}:vheld), so the
+//     per-visitor check is one HGET however many holds the event has
+const SchemaVersion = 2
 
 // DefaultPrefix starts every key when Options.Prefix is empty.
 const DefaultPrefix = "tr"
@@ -87,6 +91,7 @@ var (
 	advanceScript        = script("advance")
 	entryScript          = script("entry")
 	queueStatsScript     = script("queue_stats")
+	migrateVholdsScript  = script("migrate_vholds")
 )
 
 // releaseChunk is RELEASE_CHUNK in lua/lib.lua: the most expired holds one
@@ -100,7 +105,7 @@ func script(name string) *goredis.Script {
 	if err != nil {
 		panic(err)
 	}
-	if name == "claim" || name == "unclaim" || name == "create_first" {
+	if name == "claim" || name == "unclaim" || name == "create_first" || name == "migrate_vholds" {
 		return goredis.NewScript(string(body))
 	}
 	lib, err := luaFiles.ReadFile("lua/lib.lua")
@@ -200,9 +205,12 @@ func newStore(rdb goredis.UniversalClient, opts Options, cluster bool) (*Store, 
 	return &Store{rdb: rdb, now: opts.Now, prefix: prefix, cluster: cluster}, nil
 }
 
-// Migrate records the data layout's version under PREFIX:schema. Redis needs
-// no schema; the record lets a later version of this package recognise data
-// it must convert, and refuses data written by a newer one.
+// Migrate records the data layout's version under PREFIX:schema, and first
+// converts data of an older layout (see SchemaVersion). Redis needs no
+// schema; the record lets a later version of this package recognise data it
+// must convert, and refuses data written by a newer one. Stop the servers
+// of the older version before migrating: they would keep writing the old
+// layout.
 func (s *Store) Migrate(ctx context.Context) error {
 	key := s.prefix + ":schema"
 	v, err := s.rdb.Get(ctx, key).Int()
@@ -213,9 +221,43 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return s.fail(err)
 	case v > SchemaVersion:
 		return fmt.Errorf("redis: data has layout version %d, newer than this program's %d", v, SchemaVersion)
+	case v == SchemaVersion:
+		return nil
+	}
+	if v < 2 {
+		if err := s.migrateVholds(ctx); err != nil {
+			return err
+		}
+	}
+	return s.fail(s.rdb.Set(ctx, key, SchemaVersion, 0).Err())
+}
+
+// migrateVholds moves every event's visitor holds from layout 1's sorted
+// set into layout 2's hash, a chunk of migrateChunk per script call so that
+// no call blocks Redis for long.
+func (s *Store) migrateVholds(ctx context.Context) error {
+	ids, err := s.rdb.ZRange(ctx, s.prefix+":events", 0, -1).Result()
+	if err != nil {
+		return s.fail(err)
+	}
+	for _, id := range ids {
+		b := s.prefix + ":{e:" + id + "}"
+		keys := []string{b + ":vholds", b + ":vheld"}
+		for {
+			left, err := migrateVholdsScript.Run(ctx, s.rdb, keys, migrateChunk).Int()
+			if err != nil {
+				return fmt.Errorf("redis: migrating event %s's visitor holds: %w", id, s.fail(err))
+			}
+			if left == 0 {
+				break
+			}
+		}
 	}
 	return nil
 }
+
+// migrateChunk bounds the visitor holds one migration script call moves.
+const migrateChunk = 1000
 
 // Ping reports whether Redis answers (every primary, on a cluster).
 func (s *Store) Ping(ctx context.Context) error {
@@ -285,7 +327,7 @@ const nk = 13
 // newRun); "" for a script that keeps none.
 func (s *Store) eventKeys(id int64, run string, extra int) []string {
 	b := s.eventBase(id)
-	return append(make([]string, 0, nk+extra), b, b+":res", b+":holds", b+":vholds", b+":vbought",
+	return append(make([]string, 0, nk+extra), b, b+":res", b+":holds", b+":vheld", b+":vbought",
 		b+":q", b+":qstate", b+":qpre", b+":qshuffle", b+":qorder", b+":qactive", b+":qstamps",
 		b+":run:"+run)
 }

@@ -13,9 +13,10 @@
 --   KEYS[2] reservations: hash, reservation number -> record
 --   KEYS[3] holds: sorted set of reservation numbers in status reserved,
 --           scored by expires_at
---   KEYS[4] visitor holds: lexically sorted set of the same holds as
---           "visitor:expires_at:number:amount", so one visitor's unexpired
---           holds are one ZRANGEBYLEX (kept only when max_per_visitor > 0)
+--   KEYS[4] visitor holds: hash, visitor -> the visitor's holds in status
+--           reserved as "number:expires_at:amount" separated by spaces, so
+--           one visitor's holds are one HGET whatever the event's size
+--           (kept only when max_per_visitor > 0)
 --   KEYS[5] visitor purchases: hash, visitor -> tickets bought (kept only
 --           when max_per_visitor > 0)
 --   KEYS[6] queue entries: hash, visitor -> entry record (see queue.go)
@@ -143,14 +144,34 @@ local function encode_entry(e)
     int(e.admitted) .. ' ' .. int(e.passexp) .. ' ' .. int(e.res) .. ' ' .. e.challenge
 end
 
--- pad makes times sort lexically as they sort numerically (every time is
--- positive and below 10^17).
-local function pad(t)
-  return string.format('%017d', t)
+-- vhold_add and vhold_remove keep KEYS[4], a visitor's holds in status
+-- reserved, in step with the holds set. The list is short: holds that
+-- count are at most max_per_visitor tickets, and the others leave it when
+-- they are released (by a reserve short of stock, the sweeper, a purchase
+-- or a cancel).
+local function vhold_add(visitor, list, entry)
+  if list then
+    entry = list .. ' ' .. entry
+  end
+  redis.call('HSET', KEYS[4], visitor, entry)
 end
 
-local function vmember(r, n)
-  return r.visitor .. ':' .. pad(r.expires) .. ':' .. n .. ':' .. int(r.amount)
+local function vhold_remove(visitor, n)
+  local list = redis.call('HGET', KEYS[4], visitor)
+  if not list then
+    return
+  end
+  local keep = {}
+  for e in string.gmatch(list, '%S+') do
+    if string.match(e, '^(%d+):') ~= n then
+      keep[#keep + 1] = e
+    end
+  end
+  if #keep == 0 then
+    redis.call('HDEL', KEYS[4], visitor)
+  else
+    redis.call('HSET', KEYS[4], visitor, table.concat(keep, ' '))
+  end
 end
 
 local function load_event()
@@ -239,7 +260,7 @@ end
 local function release(ev, n, r, status, now)
   redis.call('ZREM', KEYS[3], n)
   if ev.mpv > 0 then
-    redis.call('ZREM', KEYS[4], vmember(r, n))
+    vhold_remove(r.visitor, n)
   end
   r.status = status
   r.updated = now
@@ -300,14 +321,22 @@ local function release_needed(ev, now, amount)
 end
 
 -- visitor_held is what counts against max_per_visitor: the visitor's
--- purchases and unexpired holds (expires_at after now), released or not.
+-- purchases and holds in status reserved that have not expired
+-- (expires_at after now; an expired one counts no more even before it is
+-- released). It also returns the visitor's list of holds, for vhold_add.
 local function visitor_held(visitor, now)
   local held = tonumber(redis.call('HGET', KEYS[5], visitor) or '0')
-  local ms = redis.call('ZRANGEBYLEX', KEYS[4], '(' .. visitor .. ':' .. pad(now) .. ';', '(' .. visitor .. ';')
-  for _, m in ipairs(ms) do
-    held = held + tonumber(string.match(m, ':(%d+)$'))
+  local list = redis.call('HGET', KEYS[4], visitor)
+  if list then
+    for x, a in string.gmatch(list, '%d+:(%d+):(%d+)') do
+      if tonumber(x) > now then
+        held = held + tonumber(a)
+      end
+    end
+  else
+    list = nil -- HGET's nil arrives as false
   end
-  return held
+  return held, list
 end
 
 -- check_admission is ticketrush.CheckAdmission: it returns the visitor's
@@ -378,8 +407,13 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   if ev.mpo > 0 and amount > ev.mpo then
     return '!order_limit_exceeded ' .. int(ev.mpo)
   end
-  if ev.mpv > 0 and visitor_held(visitor, now) + amount > ev.mpv then
-    return '!visitor_limit_exceeded ' .. int(ev.mpv)
+  local vlist
+  if ev.mpv > 0 then
+    local held
+    held, vlist = visitor_held(visitor, now)
+    if held + amount > ev.mpv then
+      return '!visitor_limit_exceeded ' .. int(ev.mpv)
+    end
   end
   -- Only the stock depends on expired holds: release them last, and only
   -- when releasing every hold could cover the request.
@@ -398,7 +432,7 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   if not ev.now_s then
     -- Every hold of one call shares now and expires_at: format them once.
     local x = now + ev.hold * US
-    ev.now_s, ev.exp_s, ev.exp_pad = int(now), int(x), pad(x)
+    ev.now_s, ev.exp_s = int(now), int(x)
   end
   local s = 'reserved ' .. amount_s .. ' ' .. visitor .. ' ' .. ev.exp_s .. ' ' ..
     ev.now_s .. ' ' .. ev.now_s .. ' ' .. key
@@ -411,7 +445,7 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   ev.new_holds[k + 1], ev.new_holds[k + 2] = ev.exp_s, n
   ev.made[n] = s
   if ev.mpv > 0 then
-    redis.call('ZADD', KEYS[4], 0, visitor .. ':' .. ev.exp_pad .. ':' .. n .. ':' .. amount_s)
+    vhold_add(visitor, vlist, n .. ':' .. ev.exp_s .. ':' .. amount_s)
   end
   if key ~= '' then
     redis.call('HSET', idem_key, idem_field, int(eid * ID_SPAN + ev.seq))

@@ -14,7 +14,7 @@ if not ev then
 end
 redis.call('ZREM', KEYS[3], n)
 if ev.mpv > 0 then
-  redis.call('ZREM', KEYS[4], vmember(r, n))
+  vhold_remove(r.visitor, n)
   redis.call('HINCRBY', KEYS[5], r.visitor, r.amount)
 end
 r.status = 'purchased'

@@ -1,0 +1,116 @@
+package redis_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ticketrush/ticketrush"
+)
+
+// TestMigrateVisitorHolds writes an event's visitor holds as layout 1 kept
+// them (a sorted set by name) and checks that Migrate moves them into
+// layout 2's hash unchanged, and that the visitor limit, a purchase and a
+// cancel then read and keep the converted holds.
+func TestMigrateVisitorHolds(t *testing.T) {
+	s, _, prefix := testStore(t)
+	ctx := t.Context()
+	o, _ := goredis.ParseURL(serverURL(t))
+	c := goredis.NewClient(o)
+	defer c.Close()
+
+	ev, err := s.CreateEvent(ctx, ticketrush.NewEvent{Name: "x", TicketQuantity: 100, HoldSeconds: 60, MaxPerVisitor: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := uuid.NewString(), uuid.NewString()
+	var aHolds []int64
+	for _, r := range []struct {
+		visitor string
+		amount  int64
+	}{{a, 2}, {b, 1}, {a, 1}, {b, 3}} {
+		res, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: ev.ID, Amount: r.amount, VisitorToken: r.visitor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.visitor == a {
+			aHolds = append(aHolds, res.ID)
+		}
+	}
+
+	// Back to layout 1.
+	base := prefix + ":{e:" + strconv.FormatInt(ev.ID, 10) + "}"
+	want, err := c.HGetAll(ctx, base+":vheld").Result()
+	if err != nil || len(want) != 2 {
+		t.Fatalf("vheld = %v, %v; want two visitors", want, err)
+	}
+	for visitor, list := range want {
+		for _, e := range strings.Fields(list) {
+			var n, x, amount int64
+			if _, err := fmt.Sscanf(e, "%d:%d:%d", &n, &x, &amount); err != nil {
+				t.Fatalf("entry %q: %v", e, err)
+			}
+			m := fmt.Sprintf("%s:%017d:%d:%d", visitor, x, n, amount)
+			if err := c.ZAdd(ctx, base+":vholds", goredis.Z{Member: m}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := c.Del(ctx, base+":vheld").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, prefix+":schema", 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from layout 1: %v", err)
+	}
+	if v, err := c.Get(ctx, prefix+":schema").Int(); err != nil || v != 2 {
+		t.Errorf("schema = %d, %v; want 2", v, err)
+	}
+	if n, err := c.Exists(ctx, base+":vholds").Result(); err != nil || n != 0 {
+		t.Errorf("layout 1's sorted set still exists (%d, %v)", n, err)
+	}
+	got, err := c.HGetAll(ctx, base+":vheld").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := func(m map[string]string) map[string][]string {
+		out := map[string][]string{}
+		for k, v := range m {
+			out[k] = slices.Sorted(slices.Values(strings.Fields(v)))
+		}
+		return out
+	}
+	if !maps.EqualFunc(sorted(got), sorted(want), slices.Equal) {
+		t.Errorf("after Migrate vheld = %v, want %v", got, want)
+	}
+
+	// Visitor a holds 3 of 4.
+	if _, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: ev.ID, Amount: 2, VisitorToken: a}); ticketrush.ErrorCode(err) != ticketrush.EVisitorLimit {
+		t.Errorf("reserve over the limit after Migrate: %v, want %s", err, ticketrush.EVisitorLimit)
+	}
+	if _, err := s.Purchase(ctx, aHolds[0], a); err != nil {
+		t.Fatalf("purchase a converted hold: %v", err)
+	}
+	if _, err := s.Cancel(ctx, aHolds[1], a); err != nil {
+		t.Fatalf("cancel a converted hold: %v", err)
+	}
+	if n, err := c.HExists(ctx, base+":vheld", a).Result(); err != nil || n {
+		t.Errorf("visitor a still has holds listed after a purchase and a cancel (%v, %v)", n, err)
+	}
+	// Bought 2, so 2 more and no more.
+	if _, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: ev.ID, Amount: 3, VisitorToken: a}); ticketrush.ErrorCode(err) != ticketrush.EVisitorLimit {
+		t.Errorf("reserve 3 after buying 2: %v, want %s", err, ticketrush.EVisitorLimit)
+	}
+	if _, err := s.Reserve(ctx, ticketrush.ReserveRequest{EventID: ev.ID, Amount: 2, VisitorToken: a}); err != nil {
+		t.Errorf("reserve 2 after buying 2: %v", err)
+	}
+}
