@@ -15,10 +15,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	gcDefault(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
@@ -34,6 +36,24 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "ticketrush:", err)
 		os.Exit(1)
+	}
+}
+
+// defaultGCPercent is the garbage collector's target (GOGC) when the GOGC
+// environment variable is not set. A server's live heap is small, about
+// 5 MB in a 256-client reserve rush, so Go's default of 100 collects some
+// twenty times a second and the collector's work lands on every request.
+// At 400 the heap may grow to about 25 MB between collections, and a
+// reserve cost 12-27 µs less CPU (bench, three interleaved rounds on the
+// embedded backend, 73-88 against 87-100 µs). A deployment with a memory
+// limit can set GOGC, and GOMEMLIMIT, as for any Go program.
+const defaultGCPercent = 400
+
+// gcDefault sets the collector's target to defaultGCPercent unless the
+// environment chose one.
+func gcDefault(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 }
 
