@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -186,6 +187,18 @@ type Machine struct {
 	CPUs int    `json:"cpus"`
 	CPU  string `json:"cpu,omitempty"`
 	Go   string `json:"go"`
+	// GOGC is the garbage collector's target percentage the servers ran
+	// with (the command's default or the GOGC environment variable).
+	GOGC int `json:"gogc"`
+}
+
+// String is the machine as the reports' first line gives it.
+func (m Machine) String() string {
+	cpu := ""
+	if m.CPU != "" {
+		cpu = " (" + m.CPU + ")"
+	}
+	return fmt.Sprintf("%s/%s, %d CPUs%s, %s, GOGC %d", m.OS, m.Arch, m.CPUs, cpu, m.Go, m.GOGC)
 }
 
 // Setup describes one backend as measured, durability included.
@@ -835,6 +848,11 @@ func benchAdmin(ctx context.Context, tr http.RoundTripper, method, u, token, bod
 // machine describes where the bench ran, for the report.
 func machine() Machine {
 	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(gogc)
+	if gogc[0].Value.Kind() == metrics.KindUint64 {
+		m.GOGC = int(gogc[0].Value.Uint64())
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

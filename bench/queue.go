@@ -700,8 +700,7 @@ func (rep *QueueReport) finish() {
 // WriteMarkdown prints the report as Markdown tables.
 func (rep *QueueReport) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	m := rep.Machine
-	fmt.Fprintf(&b, "Waiting room under load: %s/%s, %d CPUs (%s), %s\n", m.OS, m.Arch, m.CPUs, m.CPU, m.Go)
+	fmt.Fprintf(&b, "Waiting room under load: %s\n", rep.Machine)
 	fmt.Fprintf(&b, "Load: %s; each load %.0f s warm-up + %.0f s measured; rate limit and join quota off; challenge_bits 0\n\n",
 		rep.LoadDetail, rep.WarmupSeconds, rep.DurationSeconds)
 	for _, s := range rep.Backends {

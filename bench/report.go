@@ -106,13 +106,7 @@ func slicesMinMax(v []int) (lo, hi int) {
 
 // WriteMarkdown prints the report as a markdown table with its context.
 func (rep *Report) WriteMarkdown(w io.Writer) {
-	m := rep.Machine
-	cpu := ""
-	if m.CPU != "" {
-		cpu = " (" + m.CPU + ")"
-	}
-	fmt.Fprintf(w, "ticketrush bench: %s/%s, %d CPUs%s, %s; over loopback HTTP, a fresh server per run, rate limit off\n",
-		m.OS, m.Arch, m.CPUs, cpu, m.Go)
+	fmt.Fprintf(w, "ticketrush bench: %s; over loopback HTTP, a fresh server per run, rate limit off\n", rep.Machine)
 	fmt.Fprintf(w, "load generator: %s\n", rep.LoadDetail)
 	fmt.Fprintf(w, "each run: %s warm-up, %s measured on POST /api/reserve (amount 1), then the same on GET /healthz; request deadline 30s\n",
 		fmtSeconds(rep.WarmupSeconds), fmtSeconds(rep.DurationSeconds))
