@@ -15,10 +15,10 @@
 //	                     "status amount visitor expires_at created_at updated_at key"
 //	tr:{e:42}:holds      sorted set: numbers of holds in status reserved,
 //	                     scored by expires_at (µs)
-//	tr:{e:42}:vheld      hash: visitor -> the same holds as
-//	                     "number:expires_at:amount ...", so one visitor's
-//	                     holds are one HGET at any size (max_per_visitor)
-//	tr:{e:42}:vbought    hash: visitor -> tickets bought (max_per_visitor)
+//	tr:{e:42}:visitors   hash: visitor -> "bought number:expires_at:amount ...",
+//	                     the tickets the visitor bought and the visitor's
+//	                     holds, so one visitor's total is one HGET at any
+//	                     size (max_per_visitor)
 //	tr:{e:42}            also: max_per_order, hidden, sale_closed, and the
 //	                     waiting room (wr, wr_apm, wr_max_active, wr_pass,
 //	                     wr_preopen, wr_bits, wr_paused)

@@ -144,8 +144,8 @@ func (s *Store) AdvanceQueue(ctx context.Context, eventID int64) (*ticketrush.Qu
 	var now *goredis.TimeCmd
 	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		sale = p.HGet(ctx, keys[0], "sale_starts_at")
-		closed = p.HGet(ctx, keys[6], "closed")
-		pre = p.LLen(ctx, keys[7])
+		closed = p.HGet(ctx, keys[5], "closed")
+		pre = p.LLen(ctx, keys[6])
 		if s.now == nil {
 			now = p.Time(ctx)
 		}

@@ -22,8 +22,10 @@ import (
 // records it and converts data of an older layout:
 //
 //   - 1: a visitor's holds in a sorted set by name (PREFIX:{e:ID}:vholds)
-//   - 2: the same in a hash, visitor -> holds (PREFIX:{e:ID}:vheld), so the
-//     per-visitor check is one HGET however many holds the event has
+//     and the tickets they bought in a hash (PREFIX:{e:ID}:vbought)
+//   - 2: both in one hash, visitor -> "bought holds…" (PREFIX:{e:ID}:visitors),
+//     so the per-visitor check is one HGET however many reservations the
+//     event has
 const SchemaVersion = 2
 
 // DefaultPrefix starts every key when Options.Prefix is empty.
@@ -76,22 +78,22 @@ var luaFiles embed.FS
 // Every change is one of these scripts; see lua/lib.lua for the keys they
 // share and doc.go for why one script is one atomic change.
 var (
-	createEventScript    = script("create_event")
-	reserveScript        = script("reserve")
-	reserveBatchScript   = script("reserve_batch")
-	purchaseScript       = script("purchase")
-	cancelScript         = script("cancel")
-	releaseExpiredScript = script("release_expired")
-	claimScript          = script("claim")
-	unclaimScript        = script("unclaim")
-	createFirstScript    = script("create_first")
-	updateEventScript    = script("update_event")
-	deleteEventScript    = script("delete_event")
-	joinScript           = script("join")
-	advanceScript        = script("advance")
-	entryScript          = script("entry")
-	queueStatsScript     = script("queue_stats")
-	migrateVholdsScript  = script("migrate_vholds")
+	createEventScript     = script("create_event")
+	reserveScript         = script("reserve")
+	reserveBatchScript    = script("reserve_batch")
+	purchaseScript        = script("purchase")
+	cancelScript          = script("cancel")
+	releaseExpiredScript  = script("release_expired")
+	claimScript           = script("claim")
+	unclaimScript         = script("unclaim")
+	createFirstScript     = script("create_first")
+	updateEventScript     = script("update_event")
+	deleteEventScript     = script("delete_event")
+	joinScript            = script("join")
+	advanceScript         = script("advance")
+	entryScript           = script("entry")
+	queueStatsScript      = script("queue_stats")
+	migrateVisitorsScript = script("migrate_visitors")
 )
 
 // releaseChunk is RELEASE_CHUNK in lua/lib.lua: the most expired holds one
@@ -105,7 +107,7 @@ func script(name string) *goredis.Script {
 	if err != nil {
 		panic(err)
 	}
-	if name == "claim" || name == "unclaim" || name == "create_first" || name == "migrate_vholds" {
+	if name == "claim" || name == "unclaim" || name == "create_first" || name == "migrate_visitors" {
 		return goredis.NewScript(string(body))
 	}
 	lib, err := luaFiles.ReadFile("lua/lib.lua")
@@ -225,38 +227,40 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return nil
 	}
 	if v < 2 {
-		if err := s.migrateVholds(ctx); err != nil {
+		if err := s.migrateVisitors(ctx); err != nil {
 			return err
 		}
 	}
 	return s.fail(s.rdb.Set(ctx, key, SchemaVersion, 0).Err())
 }
 
-// migrateVholds moves every event's visitor holds from layout 1's sorted
-// set into layout 2's hash, a chunk of migrateChunk per script call so that
-// no call blocks Redis for long.
-func (s *Store) migrateVholds(ctx context.Context) error {
+// migrateVisitors moves every event's per-visitor data from layout 1's
+// sorted set of holds and hash of tickets bought into layout 2's one hash,
+// a chunk of migrateChunk per script call so that no call blocks Redis for
+// long.
+func (s *Store) migrateVisitors(ctx context.Context) error {
 	ids, err := s.rdb.ZRange(ctx, s.prefix+":events", 0, -1).Result()
 	if err != nil {
 		return s.fail(err)
 	}
 	for _, id := range ids {
 		b := s.prefix + ":{e:" + id + "}"
-		keys := []string{b + ":vholds", b + ":vheld"}
-		for {
-			left, err := migrateVholdsScript.Run(ctx, s.rdb, keys, migrateChunk).Int()
+		keys := []string{b + ":vholds", b + ":vbought", b + ":visitors"}
+		for cursor := "0"; ; {
+			left, err := migrateVisitorsScript.Run(ctx, s.rdb, keys, migrateChunk, cursor).StringSlice()
 			if err != nil {
-				return fmt.Errorf("redis: migrating event %s's visitor holds: %w", id, s.fail(err))
+				return fmt.Errorf("redis: migrating event %s's visitors: %w", id, s.fail(err))
 			}
-			if left == 0 {
+			if left[0] == "done" {
 				break
 			}
+			cursor = left[1]
 		}
 	}
 	return nil
 }
 
-// migrateChunk bounds the visitor holds one migration script call moves.
+// migrateChunk bounds the entries one migration script call moves.
 const migrateChunk = 1000
 
 // Ping reports whether Redis answers (every primary, on a cluster).
@@ -320,14 +324,14 @@ func (s *Store) eventBase(id int64) string {
 }
 
 // nk is NK in lua/lib.lua: the keys every event script takes first.
-const nk = 13
+const nk = 12
 
 // eventKeys are KEYS[1..nk] of every event script, in lua/lib.lua's order,
 // with room for extra more. run names the call's run record (see
 // newRun); "" for a script that keeps none.
 func (s *Store) eventKeys(id int64, run string, extra int) []string {
 	b := s.eventBase(id)
-	return append(make([]string, 0, nk+extra), b, b+":res", b+":holds", b+":vheld", b+":vbought",
+	return append(make([]string, 0, nk+extra), b, b+":res", b+":holds", b+":visitors",
 		b+":q", b+":qstate", b+":qpre", b+":qshuffle", b+":qorder", b+":qactive", b+":qstamps",
 		b+":run:"+run)
 }

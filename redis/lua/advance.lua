@@ -25,29 +25,29 @@ if q.closed == 1 and q.done == 0 then
   local budget = QUEUE_CHUNK
   local k = 0
   while budget > 0 and k < #ARGV - 1 do
-    local v = redis.call('LPOP', KEYS[8])
+    local v = redis.call('LPOP', KEYS[7])
     if not v then
       break
     end
     k = k + 1
-    redis.call('ZADD', KEYS[9], ARGV[1 + k], v)
+    redis.call('ZADD', KEYS[8], ARGV[1 + k], v)
     budget = budget - 1
   end
-  if redis.call('LLEN', KEYS[8]) == 0 and budget > 0 then
-    local popped = redis.call('ZPOPMIN', KEYS[9], budget)
+  if redis.call('LLEN', KEYS[7]) == 0 and budget > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[8], budget)
     for i = 1, #popped, 2 do
       local v = popped[i]
-      local e = decode_entry(redis.call('HGET', KEYS[6], v))
+      local e = decode_entry(redis.call('HGET', KEYS[5], v))
       q.assigned = q.assigned + 1
       e.state, e.pos = 'waiting', q.assigned
-      redis.call('HSET', KEYS[6], v, encode_entry(e))
-      redis.call('HSET', KEYS[10], int(e.pos), v)
+      redis.call('HSET', KEYS[5], v, encode_entry(e))
+      redis.call('HSET', KEYS[9], int(e.pos), v)
       q.tail = math.max(q.tail, e.pos)
       q.npre = q.npre - 1
       q.nwait = q.nwait + 1
       shuffled = shuffled + 1
     end
-    if redis.call('ZCARD', KEYS[9]) == 0 then
+    if redis.call('ZCARD', KEYS[8]) == 0 then
       q.done = 1
     end
   end
@@ -58,24 +58,24 @@ end
 
 -- 2. Admissions that ended: pass run out unused, or hold ended or past its
 -- expiry. A purchase leaves the entry admitted and done.
-local due = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', int(now), 'LIMIT', 0, QUEUE_CHUNK)
+local due = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', int(now), 'LIMIT', 0, QUEUE_CHUNK)
 for _, v in ipairs(due) do
-  local s = redis.call('HGET', KEYS[6], v)
+  local s = redis.call('HGET', KEYS[5], v)
   local e = s and decode_entry(s)
   if e and e.state == 'admitted' and entry_state(e, now) == 'expired' then
     e.state = 'expired'
-    redis.call('HSET', KEYS[6], v, encode_entry(e))
-    redis.call('ZREM', KEYS[11], v)
+    redis.call('HSET', KEYS[5], v, encode_entry(e))
+    redis.call('ZREM', KEYS[10], v)
     expired = expired + 1
   elseif e and e.state == 'admitted' and e.res ~= 0 then
     local r = decode(redis.call('HGET', KEYS[2], int(e.res)))
     if r.status == 'reserved' then
-      redis.call('ZADD', KEYS[11], int(r.expires), v)
+      redis.call('ZADD', KEYS[10], int(r.expires), v)
     else
-      redis.call('ZREM', KEYS[11], v)
+      redis.call('ZREM', KEYS[10], v)
     end
   else
-    redis.call('ZREM', KEYS[11], v)
+    redis.call('ZREM', KEYS[10], v)
   end
 end
 if #due == QUEUE_CHUNK then
@@ -94,9 +94,9 @@ end
 -- 3. Admission, as ticketrush.AdmissionsAt allows: the sliding window counts
 -- the stamps after now - 60 s.
 if not ev.paused and q.closed == 1 and q.done == 1 and ev.tq > 0 and q.tail > q.serving then
-  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', int(now - 60 * US))
-  local last_min = redis.call('ZCOUNT', KEYS[12], '(' .. int(now - 60 * US), '+inf')
-  local active = redis.call('ZCOUNT', KEYS[11], '(' .. int(now), '+inf')
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', int(now - 60 * US))
+  local last_min = redis.call('ZCOUNT', KEYS[11], '(' .. int(now - 60 * US), '+inf')
+  local active = redis.call('ZCOUNT', KEYS[10], '(' .. int(now), '+inf')
   local n = ev.apm - last_min
   if ev.max_active > 0 then
     n = math.min(n, ev.max_active - active)
@@ -116,13 +116,13 @@ if not ev.paused and q.closed == 1 and q.done == 1 and ev.tq > 0 and q.tail > q.
   local passexp = now + ev.pass * US
   for _ = 1, n do
     local p = q.serving + 1
-    local v = redis.call('HGET', KEYS[10], int(p))
-    redis.call('HDEL', KEYS[10], int(p))
-    local e = decode_entry(redis.call('HGET', KEYS[6], v))
+    local v = redis.call('HGET', KEYS[9], int(p))
+    redis.call('HDEL', KEYS[9], int(p))
+    local e = decode_entry(redis.call('HGET', KEYS[5], v))
     e.state, e.admitted, e.passexp = 'admitted', now, passexp
-    redis.call('HSET', KEYS[6], v, encode_entry(e))
-    redis.call('ZADD', KEYS[11], int(passexp), v)
-    redis.call('ZADD', KEYS[12], int(now), int(p))
+    redis.call('HSET', KEYS[5], v, encode_entry(e))
+    redis.call('ZADD', KEYS[10], int(passexp), v)
+    redis.call('ZADD', KEYS[11], int(now), int(p))
     q.serving = p
     q.nwait = q.nwait - 1
     q.admitted = q.admitted + 1

@@ -8,7 +8,7 @@ if not ev then
 elseif not ev.wr then
   return '!waiting_room_not_found'
 end
-local s = redis.call('HGET', KEYS[6], ARGV[2])
+local s = redis.call('HGET', KEYS[5], ARGV[2])
 if not s then
   return '!not_in_queue'
 end

@@ -31,7 +31,7 @@ local q = load_queue()
 close_prequeue(ev, q, now)
 for i = 1, count do
   local visitor, challenge = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
-  local s = redis.call('HGET', KEYS[6], visitor)
+  local s = redis.call('HGET', KEYS[5], visitor)
   local old = s and decode_entry(s)
   if old and entry_state(old, now) ~= 'expired' then
     out[i] = '= ' .. s
@@ -42,21 +42,21 @@ for i = 1, count do
       challenge = challenge}
     if old then
       e.attempt = old.attempt + 1
-      redis.call('ZREM', KEYS[11], visitor)
+      redis.call('ZREM', KEYS[10], visitor)
     end
     if q.closed == 0 then
       e.state = 'prequeue'
-      redis.call('RPUSH', KEYS[8], visitor)
+      redis.call('RPUSH', KEYS[7], visitor)
       q.npre = q.npre + 1
     else
       q.next = q.next + 1
       e.state, e.pos = 'waiting', q.next
-      redis.call('HSET', KEYS[10], int(e.pos), visitor)
+      redis.call('HSET', KEYS[9], int(e.pos), visitor)
       q.tail = math.max(q.tail, e.pos)
       q.nwait = q.nwait + 1
     end
     local rec = encode_entry(e)
-    redis.call('HSET', KEYS[6], visitor, rec)
+    redis.call('HSET', KEYS[5], visitor, rec)
     out[i] = '+ ' .. rec
   end
 end

@@ -13,24 +13,23 @@
 --   KEYS[2] reservations: hash, reservation number -> record
 --   KEYS[3] holds: sorted set of reservation numbers in status reserved,
 --           scored by expires_at
---   KEYS[4] visitor holds: hash, visitor -> the visitor's holds in status
---           reserved as "number:expires_at:amount" separated by spaces, so
---           one visitor's holds are one HGET whatever the event's size
---           (kept only when max_per_visitor > 0)
---   KEYS[5] visitor purchases: hash, visitor -> tickets bought (kept only
---           when max_per_visitor > 0)
---   KEYS[6] queue entries: hash, visitor -> entry record (see queue.go)
---   KEYS[7] queue state: hash of counters (see load_queue)
---   KEYS[8] pre-queue: list of visitors in join order, before the shuffle
---   KEYS[9] shuffle: sorted set of pre-queue visitors scored by their
+--   KEYS[4] visitors: hash, visitor -> "bought number:expires_at:amount ...",
+--           the tickets the visitor bought and the visitor's holds in status
+--           reserved, so that the per-visitor check is one HGET however
+--           many reservations the event has (kept only when
+--           max_per_visitor > 0)
+--   KEYS[5] queue entries: hash, visitor -> entry record (see queue.go)
+--   KEYS[6] queue state: hash of counters (see load_queue)
+--   KEYS[7] pre-queue: list of visitors in join order, before the shuffle
+--   KEYS[8] shuffle: sorted set of pre-queue visitors scored by their
 --           random key, between the shuffle's two passes
---   KEYS[10] queue order: hash, position -> visitor, for positions given
+--   KEYS[9] queue order: hash, position -> visitor, for positions given
 --           and not yet admitted
---   KEYS[11] active: sorted set of admitted visitors not yet done, scored
+--   KEYS[10] active: sorted set of admitted visitors not yet done, scored
 --           by when they stop being active (pass or hold expiry)
---   KEYS[12] admission stamps: sorted set of positions scored by
+--   KEYS[11] admission stamps: sorted set of positions scored by
 --           admitted_at, trimmed to the last 60 s
---   KEYS[13] this call's run record: the answer of a write script, kept a
+--   KEYS[12] this call's run record: the answer of a write script, kept a
 --           while so a call the client sends again (a Cluster client does
 --           after a lost reply) answers as the first run did
 --
@@ -45,7 +44,7 @@
 
 local ID_SPAN = 268435456 -- 2^28 reservation numbers per event, see doc.go
 local US = 1000000
-local NK = 13
+local NK = 12
 -- RELEASE_CHUNK bounds the expired holds one script call releases (Go's
 -- releaseChunk): a loop inside one script still blocks the whole server.
 local RELEASE_CHUNK = 100
@@ -68,18 +67,18 @@ local function clock(arg)
 end
 
 -- Run records. A write script first asks ran() for the answer of an
--- earlier run of the same call (same run id, so same KEYS[13]) and returns
+-- earlier run of the same call (same run id, so same KEYS[12]) and returns
 -- it if there is one; otherwise it records its answer with remember(). The
 -- key ends in ":run:ID:TTL" (seconds to keep it); a key ending in ":run:"
 -- means the caller needs no record (a single Redis, which never sends a
 -- call twice).
-local RUN_TTL = KEYS[13] and string.match(KEYS[13], ':run:%x+:(%d+)$')
+local RUN_TTL = KEYS[12] and string.match(KEYS[12], ':run:%x+:(%d+)$')
 
 local function ran()
   if not RUN_TTL then
     return nil
   end
-  local v = redis.call('GET', KEYS[13])
+  local v = redis.call('GET', KEYS[12])
   if v then
     return cjson.decode(v)
   end
@@ -88,7 +87,7 @@ end
 
 local function remember(answer)
   if RUN_TTL then
-    redis.call('SET', KEYS[13], cjson.encode(answer), 'EX', RUN_TTL)
+    redis.call('SET', KEYS[12], cjson.encode(answer), 'EX', RUN_TTL)
   end
   return answer
 end
@@ -144,30 +143,36 @@ local function encode_entry(e)
     int(e.admitted) .. ' ' .. int(e.passexp) .. ' ' .. int(e.res) .. ' ' .. e.challenge
 end
 
--- vhold_add and vhold_remove keep KEYS[4], a visitor's holds in status
--- reserved, in step with the holds set. The list is short: holds that
--- count are at most max_per_visitor tickets, and the others leave it when
--- they are released (by a reserve short of stock, the sweeper, a purchase
--- or a cancel).
-local function vhold_add(visitor, list, entry)
-  if list then
-    entry = list .. ' ' .. entry
+-- A visitor's record in KEYS[4]: tickets bought, then the visitor's holds
+-- in status reserved as "number:expires_at:amount". The list is short: holds
+-- that count are at most max_per_visitor tickets, and the others leave it
+-- when they are released (by a reserve short of stock, the sweeper, a
+-- purchase or a cancel).
+local function visitor_record(visitor)
+  local v = redis.call('HGET', KEYS[4], visitor)
+  if not v then
+    return 0, ''
   end
-  redis.call('HSET', KEYS[4], visitor, entry)
+  local bought, holds = string.match(v, '^(%d+)(.*)$')
+  return tonumber(bought), holds
 end
 
-local function vhold_remove(visitor, n)
-  local list = redis.call('HGET', KEYS[4], visitor)
-  if not list then
-    return
-  end
-  local keep = {}
-  for e in string.gmatch(list, '%S+') do
+-- vhold_add records hold entry for a visitor whose record is bought, holds.
+local function vhold_add(visitor, bought, holds, entry)
+  redis.call('HSET', KEYS[4], visitor, int(bought) .. holds .. ' ' .. entry)
+end
+
+-- vhold_remove takes hold n off the visitor's record, adding its amount
+-- to the tickets bought when it was purchased (sold).
+local function vhold_remove(visitor, n, sold)
+  local bought, holds = visitor_record(visitor)
+  local keep = {int(bought + sold)}
+  for e in string.gmatch(holds, '%S+') do
     if string.match(e, '^(%d+):') ~= n then
       keep[#keep + 1] = e
     end
   end
-  if #keep == 0 then
+  if #keep == 1 and keep[1] == '0' then
     redis.call('HDEL', KEYS[4], visitor)
   else
     redis.call('HSET', KEYS[4], visitor, table.concat(keep, ' '))
@@ -240,7 +245,7 @@ local function hold_ended(ev, visitor, n, ended)
   if not ev.wr then
     return
   end
-  local s = redis.call('HGET', KEYS[6], visitor)
+  local s = redis.call('HGET', KEYS[5], visitor)
   if not s then
     return
   end
@@ -248,10 +253,10 @@ local function hold_ended(ev, visitor, n, ended)
   if e.state ~= 'admitted' or e.res ~= tonumber(n) then
     return
   end
-  redis.call('ZREM', KEYS[11], visitor)
+  redis.call('ZREM', KEYS[10], visitor)
   if ended then
     e.state = 'expired'
-    redis.call('HSET', KEYS[6], visitor, encode_entry(e))
+    redis.call('HSET', KEYS[5], visitor, encode_entry(e))
   end
 end
 
@@ -260,7 +265,7 @@ end
 local function release(ev, n, r, status, now)
   redis.call('ZREM', KEYS[3], n)
   if ev.mpv > 0 then
-    vhold_remove(r.visitor, n)
+    vhold_remove(r.visitor, n, 0)
   end
   r.status = status
   r.updated = now
@@ -323,20 +328,16 @@ end
 -- visitor_held is what counts against max_per_visitor: the visitor's
 -- purchases and holds in status reserved that have not expired
 -- (expires_at after now; an expired one counts no more even before it is
--- released). It also returns the visitor's list of holds, for vhold_add.
+-- released). It also returns the visitor's record, for vhold_add.
 local function visitor_held(visitor, now)
-  local held = tonumber(redis.call('HGET', KEYS[5], visitor) or '0')
-  local list = redis.call('HGET', KEYS[4], visitor)
-  if list then
-    for x, a in string.gmatch(list, '%d+:(%d+):(%d+)') do
-      if tonumber(x) > now then
-        held = held + tonumber(a)
-      end
+  local bought, holds = visitor_record(visitor)
+  local held = bought
+  for x, a in string.gmatch(holds, '%d+:(%d+):(%d+)') do
+    if tonumber(x) > now then
+      held = held + tonumber(a)
     end
-  else
-    list = nil -- HGET's nil arrives as false
   end
-  return held, list
+  return held, bought, holds
 end
 
 -- check_admission is ticketrush.CheckAdmission: it returns the visitor's
@@ -350,7 +351,7 @@ local function check_admission(ev, visitor, admission, now)
   if adm == 0 then
     return nil, '!admission_required'
   end
-  local s = redis.call('HGET', KEYS[6], visitor)
+  local s = redis.call('HGET', KEYS[5], visitor)
   local e = s and decode_entry(s)
   if not e or e.attempt ~= adm or e.admitted == 0 then
     return nil, '!admission_invalid'
@@ -407,10 +408,10 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   if ev.mpo > 0 and amount > ev.mpo then
     return '!order_limit_exceeded ' .. int(ev.mpo)
   end
-  local vlist
+  local vbought, vholds
   if ev.mpv > 0 then
     local held
-    held, vlist = visitor_held(visitor, now)
+    held, vbought, vholds = visitor_held(visitor, now)
     if held + amount > ev.mpv then
       return '!visitor_limit_exceeded ' .. int(ev.mpv)
     end
@@ -445,7 +446,7 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   ev.new_holds[k + 1], ev.new_holds[k + 2] = ev.exp_s, n
   ev.made[n] = s
   if ev.mpv > 0 then
-    vhold_add(visitor, vlist, n .. ':' .. ev.exp_s .. ':' .. amount_s)
+    vhold_add(visitor, vbought, vholds, n .. ':' .. ev.exp_s .. ':' .. amount_s)
   end
   if key ~= '' then
     redis.call('HSET', idem_key, idem_field, int(eid * ID_SPAN + ev.seq))
@@ -453,8 +454,8 @@ local function reserve_one(ev, eid, now, amount_s, visitor, key, idem_key, idem_
   if entry then
     -- The pass is used; the visitor stays active while the hold lasts.
     entry.res = ev.seq
-    redis.call('HSET', KEYS[6], visitor, encode_entry(entry))
-    redis.call('ZADD', KEYS[11], ev.exp_s, visitor)
+    redis.call('HSET', KEYS[5], visitor, encode_entry(entry))
+    redis.call('ZADD', KEYS[10], ev.exp_s, visitor)
   end
   ev.tq = ev.tq - amount
   ev.held = ev.held + amount
@@ -495,7 +496,7 @@ local function open_hold(n, visitor, now, on_cancelled)
   return ev, r
 end
 
--- Queue state (KEYS[7]): closed (1 once the pre-queue is closed), pre (its
+-- Queue state (KEYS[6]): closed (1 once the pre-queue is closed), pre (its
 -- size P, frozen at closing), next (the last position given to a join after
 -- closing), assigned (positions the shuffle gave so far), done (1 once the
 -- shuffle is complete), tail, serving, admitted (ever), last (the last
@@ -504,7 +505,7 @@ local QFIELDS = {'closed', 'pre', 'next', 'assigned', 'done', 'tail', 'serving',
   'last', 'npre', 'nwait'}
 
 local function load_queue()
-  local v = redis.call('HMGET', KEYS[7], unpack(QFIELDS))
+  local v = redis.call('HMGET', KEYS[6], unpack(QFIELDS))
   local q = {}
   for i, f in ipairs(QFIELDS) do
     q[f] = tonumber(v[i] or '0')
@@ -518,7 +519,7 @@ local function save_queue(q)
     args[#args + 1] = f
     args[#args + 1] = int(q[f])
   end
-  redis.call('HSET', KEYS[7], unpack(args))
+  redis.call('HSET', KEYS[6], unpack(args))
 end
 
 local function sale_started(ev, now)

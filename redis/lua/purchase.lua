@@ -14,8 +14,7 @@ if not ev then
 end
 redis.call('ZREM', KEYS[3], n)
 if ev.mpv > 0 then
-  vhold_remove(r.visitor, n)
-  redis.call('HINCRBY', KEYS[5], r.visitor, r.amount)
+  vhold_remove(r.visitor, n, r.amount)
 end
 r.status = 'purchased'
 r.updated = now

@@ -14,6 +14,6 @@ local shuffled = 0
 if q.done == 1 or (q.closed == 0 and sale_started(ev, now) and q.npre == 0) then
   shuffled = 1
 end
-local last_min = redis.call('ZCOUNT', KEYS[12], '(' .. int(now - 60 * US), '+inf')
-local active = redis.call('ZCOUNT', KEYS[11], '(' .. int(now), '+inf')
+local last_min = redis.call('ZCOUNT', KEYS[11], '(' .. int(now - 60 * US), '+inf')
+local active = redis.call('ZCOUNT', KEYS[10], '(' .. int(now), '+inf')
 return {q.npre, q.nwait, q.serving, q.tail, shuffled, q.admitted, last_min, active, ev.tq, ev.held}

@@ -58,8 +58,7 @@ for i = 1, count do
     -- of this batch changes the hold again, and they read it from holds.
     sold[#sold + 1] = n
     if ev.mpv > 0 then
-      vhold_remove(r.visitor, n)
-      redis.call('HINCRBY', KEYS[5], r.visitor, r.amount)
+      vhold_remove(r.visitor, n, r.amount)
     end
     r.status = 'purchased'
     r.updated = now

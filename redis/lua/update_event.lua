@@ -15,7 +15,7 @@ for i = 1, 2 * k do
 end
 redis.call('HSET', KEYS[1], unpack(args))
 if ARGV[2] == '1' then
-  redis.call('UNLINK', KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12])
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 end
 local fields = {}
 for i = 4 + 2 * k, #ARGV do
