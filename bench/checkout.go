@@ -529,9 +529,8 @@ func (rep *CheckoutReport) finish() {
 // WriteMarkdown prints the medians as a table, then each round, then the
 // problems and missed targets.
 func (rep *CheckoutReport) WriteMarkdown(w io.Writer) {
-	m := rep.Machine
 	fmt.Fprintf(w, "Checkout bench: %s; %s warm-up + %s measured per load; %s.\n\n",
-		m, time.Duration(rep.WarmupSeconds*float64(time.Second)),
+		rep.Machine, time.Duration(rep.WarmupSeconds*float64(time.Second)),
 		time.Duration(rep.DurationSeconds*float64(time.Second)), rep.LoadDetail)
 	for _, b := range rep.Backends {
 		fmt.Fprintf(w, "- %s: %s\n", b.Backend, b.Detail)
